@@ -173,6 +173,12 @@ def _coerce(value, tp, where: str):
         return value
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        # YAML 1.1 reads `1e-3` (no dot) as a string.
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if tp in (int, str, bool) and type(value) is tp:
         return value
     raise ConfigError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
@@ -245,7 +251,28 @@ def apply_override(data: dict, override: str) -> dict:
     return data
 
 
+PRESETS_DIR = Path(__file__).parent / "configs"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A file path, or the name of a preset shipped with the package (`camvid_supervised`)."""
+    path = Path(path)
+    if path.is_file() or path.suffix or len(path.parts) > 1:
+        return path
+    preset = PRESETS_DIR / f"{path}.yaml"
+    if not preset.is_file():
+        raise ConfigError(f"{path} is neither a config file nor a preset; presets: {', '.join(preset_names())}")
+    return preset
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a YAML file or preset name (None: the defaults), then apply dotted overrides."""
+    if path:
+        path = resolve_config_path(path)
     data = read_yaml(path) if path else {}
     for o in overrides:
         data = apply_override(data, o)

@@ -1,0 +1,122 @@
+"""Training and inference speed, peak memory and compute efficiency of a model on this machine.
+
+    python benchmarks/speed.py                       # the CPU default model, 256x512, batch 2
+    python benchmarks/speed.py --config configs/cpu_default.yaml --size 512x256 --batch 2 --steps 10
+
+Prints, for fp32 and bf16 autocast: train and inference images/s, peak RSS, and the efficiency of a training
+step = achieved FLOP/s (FLOPs counted with torch.utils.flop_counter) / FLOP/s of a large matmul in the same
+precision measured in the same run. Each precision runs in its own process so peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def matmul_flops_per_s(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    a = torch.randn(n, n, dtype=dtype)
+    b = torch.randn(n, n, dtype=dtype)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
+def measure(config: str | None, size: tuple[int, int], batch: int, steps: int, precision: str) -> dict:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from syn2real.config import load_config
+    from syn2real.methods import build_method
+    from syn2real.models import build_model
+
+    torch.manual_seed(0)
+    cfg = load_config(config, [f"train.precision={precision}"])
+    model = build_model(cfg.model)
+    if cfg.model.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    method = build_method(cfg, model)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    h, w = size
+    batch_data = {"image": torch.rand(batch, 3, h, w),
+                  "mask": torch.randint(0, cfg.model.num_classes, (batch, h, w))}
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+    def train_step(step: int) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            method.train_step(batch_data, None, step)
+        optimizer.step()
+
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        train_step(0)
+    train_flops = counter.get_total_flops()
+    train_step(1)  # warm-up
+    t = time.perf_counter()
+    for i in range(steps):
+        train_step(2 + i)
+    train_time = (time.perf_counter() - t) / steps
+
+    model.eval()
+    with torch.no_grad(), autocast:
+        model(batch_data["image"])
+        t = time.perf_counter()
+        for _ in range(steps):
+            model(batch_data["image"])
+        infer_time = (time.perf_counter() - t) / steps
+
+    peak = matmul_flops_per_s(torch.bfloat16 if precision == "bf16" else torch.float32)
+    achieved = train_flops / train_time
+    return {
+        "precision": precision,
+        "train_img_s": batch / train_time,
+        "infer_img_s": batch / infer_time,
+        "train_step_gflop": train_flops / 1e9,
+        "achieved_gflop_s": achieved / 1e9,
+        "matmul_gflop_s": peak / 1e9,
+        "efficiency": achieved / peak,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=os.path.join(os.path.dirname(__file__), "..", "configs",
+                                                         "cpu_default.yaml"))
+    parser.add_argument("--size", default="512x256", help="WxH")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    w, h = (int(v) for v in args.size.split("x"))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    if args.precision:  # child process: one precision, print JSON
+        print(json.dumps(measure(args.config, (h, w), args.batch, args.steps, args.precision)))
+        return
+
+    print(f"model: {args.config}  input {w}x{h}  batch {args.batch}  threads {torch.get_num_threads()}")
+    header = (f"{'precision':>9} {'train img/s':>11} {'infer img/s':>11} {'GFLOP/step':>10} "
+              f"{'GFLOP/s':>8} {'matmul GFLOP/s':>14} {'efficiency':>10} {'peak RSS MiB':>12}")
+    print(header)
+    for precision in ("fp32", "bf16"):
+        proc = subprocess.run([sys.executable, __file__, "--config", args.config, "--size", args.size,
+                               "--batch", str(args.batch), "--steps", str(args.steps), "--precision", precision],
+                              capture_output=True, text=True, check=True)
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"{r['precision']:>9} {r['train_img_s']:>11.2f} {r['infer_img_s']:>11.2f} "
+              f"{r['train_step_gflop']:>10.1f} {r['achieved_gflop_s']:>8.1f} {r['matmul_gflop_s']:>14.1f} "
+              f"{r['efficiency']:>10.2f} {r['peak_rss_mib']:>12.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""The `syn2real` command. It only parses arguments, loads a config and calls the library."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from syn2real.errors import ConfigError, Syn2RealError
+
+console = Console(stderr=True)
+out = Console()
+
+app = typer.Typer(
+    name="syn2real",
+    help="Synthetic-to-real semantic segmentation: render, train, adapt, label, evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+datasets_app = typer.Typer(help="Inspect and validate datasets.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+
+
+def _parse_size(text: str | None, what: str = "--size") -> tuple[int, int] | None:
+    """'WxH' -> (H, W), the order tensors use."""
+    if text is None:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"{what} must look like 1024x512 (width x height), got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise ConfigError(f"{what} must be positive, got {text!r}")
+    return h, w
+
+
+def _parse_data_spec(spec: str):
+    """'kind:root[:split]' -> DatasetConfig (the root may itself contain ':')."""
+    from syn2real.config import DatasetConfig
+
+    kind, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise ConfigError(f"--data must look like kind:root[:split] (e.g. camvid:/data/camvid:val), got {spec!r}")
+    root, split = rest, "val"
+    if ":" in rest:
+        head, _, tail = rest.rpartition(":")
+        if tail and "/" not in tail and "\\" not in tail:
+            root, split = head, tail
+    return DatasetConfig(kind=kind, root=root, split=split)
+
+
+@app.command()
+def train(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (see configs/).")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides, e.g. train.iters=200.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run folder's last complete checkpoint.")] = False,
+    init_from: Annotated[Optional[Path], typer.Option(help="Start from these weights (a run folder or a "
+                                                            ".safetensors file), with a fresh optimiser.")] = None,
+    deterministic: Annotated[bool, typer.Option(help="Bit-for-bit repeatable CPU runs.")] = False,
+    name: Annotated[Optional[str], typer.Option(help="Run name (folder under out_dir).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(help="Parent folder of the run folder.")] = None,
+):
+    """Train a model as the config says (source-only, supervised, or an adaptation method).
+
+    Examples:
+
+      syn2real train --config configs/camvid_supervised.yaml
+
+      syn2real train -c configs/gta2cs_source_only_dlv2.yaml data.source.root=/data/gta5 data.val.root=/data/cityscapes
+
+      syn2real train -c configs/camvid_supervised.yaml train.iters=100 --name quick   # then --resume after a kill
+
+    The same command runs under `torchrun --nproc_per_node N` (DDP).
+    """
+    from syn2real.config import load_config
+    from syn2real.engine.trainer import train as run_training
+
+    extra = list(overrides or [])
+    if deterministic:
+        extra.append("train.deterministic=true")
+    if name:
+        extra.append(f"name={name}")
+    if out_dir:
+        extra.append(f"out_dir={out_dir}")
+    cfg = load_config(config, extra)
+    run_dir = run_training(cfg, resume=resume, init_from=str(init_from) if init_from else None)
+    out.print(f"run folder: {run_dir}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (or use --checkpoint for other weights).")],
+    data: Annotated[Optional[str], typer.Option(help="kind:root[:split]; default: the run's validation set.")] = None,
+    protocol: Annotated[Optional[str], typer.Option(help="cityscapes19 | synthia16 | synthia13 | camvid11.")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="whole | slide (sliding window).")] = None,
+    size: Annotated[Optional[str], typer.Option(help="Resize images to WxH for inference; scoring stays at "
+                                                     "label resolution.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="A .safetensors file instead of the run's last.")] = None,
+    precision: Annotated[str, typer.Option(help="fp32 | bf16 | fp16.")] = "fp32",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+):
+    """Score a trained model: per-class IoU, mIoU, pixel accuracy, a confusion-matrix PNG.
+
+    Examples:
+
+      syn2real evaluate runs/camvid_supervised
+
+      syn2real evaluate runs/gta2cs --data camvid:/data/camvid:val --protocol camvid11
+
+      syn2real evaluate runs/gta2cs --data cityscapes:/data/cityscapes:val --mode slide --size 2048x1024
+    """
+    import dataclasses
+
+    from syn2real.data import build_dataset
+    from syn2real.data.transforms import eval_transform
+    from syn2real.engine.runs import load_run
+    from syn2real.evaluate.evaluator import evaluate as run_evaluation
+    from syn2real.labels import get_space
+
+    cfg, model = load_run(run_dir, checkpoint, device)
+    ds_cfg = _parse_data_spec(data) if data else cfg.data.val
+    if ds_cfg is None:
+        raise ConfigError(f"{run_dir} has no validation set in its config: pass --data kind:root:split")
+    eval_cfg = dataclasses.replace(cfg.eval, **{k: v for k, v in (("protocol", protocol), ("mode", mode)) if v})
+    resize = _parse_size(size) or cfg.data.val_resize
+    dataset = build_dataset(ds_cfg, transform=eval_transform(resize), labels=True)
+    result = run_evaluation(model, dataset, eval_cfg, get_space("cityscapes19") if cfg.model.num_classes == 19
+                            else get_space(eval_cfg.protocol), progress=True,
+                            device=next(model.parameters()).device, precision=precision)
+    result.print_table(out)
+    dest = Path(run_dir) / "eval" / f"{ds_cfg.kind}_{ds_cfg.split}_{eval_cfg.protocol}"
+    result.save(dest)
+    out.print(f"wrote {dest}/metrics.json and {dest}/confusion.png")
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
+    images: Annotated[Path, typer.Argument(help="A folder of images (png, jpg).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the masks.")] = Path("preds"),
+    overlay: Annotated[bool, typer.Option(help="Also write image/prediction blends.")] = False,
+    size: Annotated[Optional[str], typer.Option(help="Resize images to WxH for inference.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="A .safetensors file instead of the run's last.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+):
+    """Predict palette PNG masks (and optional overlays) for a folder of images.
+
+    Example:
+
+      syn2real predict runs/camvid_supervised images/ --out preds/ --overlay
+    """
+    from syn2real.engine.runs import load_run
+    from syn2real.evaluate.predict import predict_folder
+    from syn2real.labels import CITYSCAPES19
+
+    cfg, model = load_run(run_dir, checkpoint, device)
+    written = predict_folder(model, images, out_dir, CITYSCAPES19, size=_parse_size(size), overlay=overlay,
+                             mode=cfg.eval.mode, crop_size=cfg.eval.crop_size, stride=cfg.eval.stride,
+                             progress=True, device=next(model.parameters()).device)
+    out.print(f"wrote {len(written)} files to {out_dir}")
+
+
+@datasets_app.command("check")
+def datasets_check(
+    kind: Annotated[str, typer.Argument(help="gta5 | synthia | cityscapes | camvid | camvid19 | kitti | carla | "
+                                             "folder | synstreets")],
+    root: Annotated[Path, typer.Argument(help="The dataset's root folder.")],
+    split: Annotated[str, typer.Option(help="Split to check (train, val, all, ...).")] = "train",
+    id_map: Annotated[Optional[Path], typer.Option(help="folder datasets: YAML id map.")] = None,
+    skip_bad: Annotated[bool, typer.Option(help="Report and skip bad pairs instead of failing.")] = False,
+):
+    """Validate a dataset folder and print per-class pixel shares.
+
+    Examples:
+
+      syn2real datasets check cityscapes /data/cityscapes --split val
+
+      syn2real datasets check camvid ../shared/data/camvid --split train
+    """
+    from syn2real.config import DatasetConfig
+    from syn2real.data.check import check_dataset, print_check_report
+
+    ds_cfg = DatasetConfig(kind=kind, root=str(root), split=split, id_map=str(id_map) if id_map else None,
+                           skip_bad=skip_bad)
+    print_check_report(check_dataset(ds_cfg, progress=True), out)
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[Path, typer.Option("--out", help="Dataset folder to write.")] = Path("data/synstreets"),
+    n: Annotated[int, typer.Option(help="Number of frames.")] = 500,
+    size: Annotated[str, typer.Option(help="Frame size WxH.")] = "1024x512",
+    style: Annotated[str, typer.Option(help="synthetic (game-like) | photo (camera-like).")] = "synthetic",
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
+    workers: Annotated[int, typer.Option(help="Parallel render processes.")] = max(1, (os.cpu_count() or 1)),
+    split: Annotated[str, typer.Option(help="Split name to write.")] = "train",
+    preview: Annotated[bool, typer.Option(help="Also write a contact sheet (image | labels) preview.png.")] = False,
+):
+    """Render labelled synthetic street scenes (SynStreets) in Cityscapes train ids.
+
+    Examples:
+
+      syn2real synth --out data/synstreets --n 5000 --size 1024x512 --style synthetic --seed 0 --workers 2
+
+      syn2real synth --out data/synstreets_photo --n 200 --style photo --preview
+    """
+    from syn2real.synth import render_dataset, write_preview
+
+    h, w = _parse_size(size)
+    if n <= 0:
+        raise ConfigError(f"--n must be positive, got {n}")
+    root = render_dataset(out_dir, n=n, size=(w, h), style=style, seed=seed, workers=workers, split=split,
+                          progress=True)
+    out.print(f"wrote {n} frames to {root}")
+    if preview:
+        sheet = write_preview(root, root / "preview.png", split=split)
+        out.print(f"preview: {sheet}")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]):
+    """Write RUN_DIR/report.html: per-class IoU table, curves, confusion matrix, example predictions."""
+    from syn2real.report.html import write_report
+
+    out.print(f"wrote {write_report(run_dir)}")
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the demo's data and runs go.")] = Path("runs/demo"),
+    iters: Annotated[Optional[int], typer.Option(help="Training iterations (default: the demo preset's).")] = None,
+):
+    """Render a synthetic source and a photo-style target, train source-only, score on the target.
+
+    Needs no download; about 10 minutes on 2 CPU cores. Writes a run folder with metrics and report.html.
+    """
+    from syn2real.demo import run_demo
+
+    run_demo(out_dir, iters=iters, console=out)
+
+
+def main() -> None:
+    try:
+        app()
+    except Syn2RealError as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
