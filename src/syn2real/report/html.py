@@ -37,11 +37,12 @@ def _png(array: np.ndarray) -> bytes:
 
 
 def _iou_table(result: dict) -> str:
-    space = get_space(result["protocol_space"]) if "protocol_space" in result else None
+    from syn2real.evaluate.protocols import get_protocol
+
+    space = get_protocol(result["protocol"]).space
     rows = []
-    for i, (name, iou) in enumerate(zip(result["classes"], result["iou"])):
-        colour = space.palette[i] if space and i < space.num_classes else (255, 255, 255)
-        value = "–" if iou is None or (isinstance(iou, float) and np.isnan(iou)) else f"{100 * iou:.1f}"
+    for colour, (name, iou) in zip(space.palette, result["iou"].items()):
+        value = "–" if iou is None else f"{100 * iou:.1f}"
         rows.append(f'<tr><td><span class="sw" style="background:rgb{tuple(colour)}"></span>{html.escape(name)}'
                     f"</td><td>{value}</td></tr>")
     return "<table><tr><th>class</th><th>IoU (%)</th></tr>" + "".join(rows) + "</table>"
