@@ -1,0 +1,108 @@
+"""Checkpoints: `iter_XXXXXX.safetensors` (model weights) + `iter_XXXXXX.state.pt` (trainer state), and
+`last.json` naming the last complete pair.
+
+Each file is written atomically and `last.json` last, so a run killed at any moment leaves `last.json`
+pointing at a complete, earlier pair.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from syn2real.engine.io import atomic_path, atomic_write_json
+from syn2real.errors import TrainingError, WeightsError
+
+LAST = "last.json"
+_STEP_FILE = re.compile(r"iter_(\d+)\.(safetensors|state\.pt)")
+
+
+def _stem(step: int) -> str:
+    return f"iter_{step:06d}"
+
+
+def weights_path(ckpt_dir: str | Path, step: int) -> Path:
+    return Path(ckpt_dir) / f"{_stem(step)}.safetensors"
+
+
+def _standalone_tensors(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses tensors that share memory or are not contiguous: give each its own storage."""
+    seen: set[int] = set()
+    out = {}
+    for name, tensor in state_dict.items():
+        tensor = tensor.detach().cpu()
+        ptr = tensor.untyped_storage().data_ptr()
+        if ptr in seen or not tensor.is_contiguous():
+            tensor = tensor.clone(memory_format=torch.contiguous_format)
+        seen.add(tensor.untyped_storage().data_ptr())
+        out[name] = tensor
+    return out
+
+
+def save_checkpoint(ckpt_dir: str | Path, step: int, weights: dict[str, torch.Tensor], state: dict,
+                    keep: int = 2) -> None:
+    """Write the pair for `step`, point `last.json` at it, then delete all but the newest `keep` pairs."""
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    stem = _stem(step)
+    with atomic_path(weights_path(ckpt_dir, step)) as tmp:
+        save_file(_standalone_tensors(weights), str(tmp), metadata={"step": str(step)})
+    with atomic_path(ckpt_dir / f"{stem}.state.pt") as tmp:
+        torch.save(state, tmp)
+    atomic_write_json(ckpt_dir / LAST, {"step": step, "weights": f"{stem}.safetensors",
+                                        "state": f"{stem}.state.pt"})
+    _prune(ckpt_dir, step, keep)
+
+
+def _prune(ckpt_dir: Path, last_step: int, keep: int) -> None:
+    """Keep the `keep` newest steps up to `last_step`; files of later steps are leftovers of a killed run."""
+    files = [(int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := _STEP_FILE.fullmatch(p.name))]
+    kept = sorted({s for s, _ in files if s <= last_step})[-max(keep, 1):]
+    for step, path in files:
+        if step not in kept:
+            path.unlink(missing_ok=True)
+
+
+def last_checkpoint(ckpt_dir: str | Path) -> dict | None:
+    """`last.json` as a dict with absolute `weights` / `state` paths, or None when there is none."""
+    path = Path(ckpt_dir) / LAST
+    if not path.is_file():
+        return None
+    try:
+        last = json.loads(path.read_text())
+        return {"step": int(last["step"]), "weights": path.parent / last["weights"],
+                "state": path.parent / last["state"]}
+    except (ValueError, KeyError, TypeError) as e:
+        raise TrainingError(f"{path}: not a valid checkpoint index ({e})") from None
+
+
+def load_state(path: str | Path) -> dict:
+    """The trainer state saved with a checkpoint (tensors and plain Python values only)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as e:
+        raise TrainingError(f"{path}: cannot read the trainer state ({e})") from None
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Model weights from a `.safetensors` file, a checkpoints folder or a run folder (its last checkpoint)."""
+    path = Path(path)
+    if path.name == LAST:
+        path = path.parent
+    if path.is_dir():
+        ckpt_dir = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        last = last_checkpoint(ckpt_dir)
+        if last is None:
+            raise WeightsError(f"{path}: no checkpoint found ({ckpt_dir / LAST} is missing)")
+        path = last["weights"]
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
