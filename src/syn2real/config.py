@@ -31,8 +31,6 @@ class DatasetConfig:
     skip_bad: bool = False
     # Use only the first N frames (quick runs, tests).
     limit: int | None = None
-    # SynStreets only: the look (synthetic | photo), rendered on first use when `root` is empty.
-    style: str = "synthetic"
 
 
 @dataclass

@@ -1,0 +1,428 @@
+"""Models of the things in a street, as labelled facets: vehicles, people, riders, trees, poles, signs, lights.
+
+Solids (vehicles, buildings, traffic-light housings) are prisms whose faces carry detail parts (windows,
+wheels, lamps) in face coordinates. Thin or irregular things (people, bicycles, trees, poles) are cut-outs
+turned to the camera, their side and front profiles foreshortened by the angle they are seen at.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from syn2real.labels import C
+from syn2real.synth.camera import Camera
+from syn2real.synth.scene import (Colour, Facet, Material, Part, billboard, billboard_axes, ellipse_uv,
+                                  rect_uv)
+
+FaceDetail = tuple[np.ndarray, Colour, Material]  # (k, 2) polygon in face fractions (0..1 along, 0..1 up)
+
+
+def _face_points(corners: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """Bilinear map of face fractions onto a planar quad (bottom-left, bottom-right, top-right, top-left)."""
+    bl, br, tr, tl = corners
+    fu, fv = frac[:, :1], frac[:, 1:2]
+    bottom = bl + (br - bl) * fu
+    return bottom + (tl + (tr - tl) * fu - bottom) * fv
+
+
+def _unit(x: float, y: float, z: float) -> np.ndarray:
+    n = math.sqrt(x * x + y * y + z * z)
+    return np.array([x / n, y / n, z / n])
+
+
+def box(centre: tuple[float, float], heading: float, length: float, width: float, y0: float, y1: float,
+        label: int, colour: Colour, material: Material = Material.PLAIN,
+        details: dict[str, list[FaceDetail]] | None = None, shrink_top: tuple[float, float] = (0.0, 0.0),
+        shrink_front: float | None = None) -> list[Facet]:
+    """An oriented box (optionally narrower at the top, like a car cabin) with detail parts on its faces.
+
+    Faces are named `front` (towards `heading`), `back`, `left`, `right` and `top`; details are given in
+    fractions of each face, seen from outside, so (0, 0) is its bottom-left corner.
+    """
+    fx, fz = math.sin(heading), math.cos(heading)
+    rx, rz = fz, -fx
+    cx, cz = centre
+    hl, hw = length / 2, width / 2
+    dl, dw = shrink_top
+    dlf = dl if shrink_front is None else shrink_front
+    # Corners back-left, back-right, front-right, front-left as (along, across) offsets, bottom then top.
+    bottom = [(-hl, -hw), (-hl, hw), (hl, hw), (hl, -hw)]
+    top = [(-hl + dl, -hw + dw), (-hl + dl, hw - dw), (hl - dlf, hw - dw), (hl - dlf, -hw + dw)]
+    lo = np.array([[cx + a * fx + b * rx, y0, cz + a * fz + b * rz] for a, b in bottom])
+    hi = np.array([[cx + a * fx + b * rx, y1, cz + a * fz + b * rz] for a, b in top])
+    dy = y1 - y0
+    # Outward normals: the horizontal direction tilted by the taper (inset t over the height dy).
+    normals = {"back": _unit(-fx * dy, dl, -fz * dy), "right": _unit(rx * dy, dw, rz * dy),
+               "front": _unit(fx * dy, dlf, fz * dy), "left": _unit(-rx * dy, dw, -rz * dy)}
+    sides = {"back": (1, 0), "right": (2, 1), "front": (3, 2), "left": (0, 3)}
+    facets = []
+    details = details or {}
+    for name, (a, b) in sides.items():
+        corners = np.array([lo[a], lo[b], hi[b], hi[a]])
+        parts = [Part(corners, colour, material)]
+        face_details = details.get(name)
+        if face_details:
+            counts = [len(d[0]) for d in face_details]
+            mapped = _face_points(corners, np.concatenate([d[0] for d in face_details]))
+            start = 0
+            for (_, col, mat), count in zip(face_details, counts):
+                parts.append(Part(mapped[start:start + count], col, mat))
+                start += count
+        facets.append(Facet(label, parts, normals[name], cull=True, shadow_parts=1))
+    facets.append(Facet(label, [Part(hi, colour, material)], np.array([0.0, 1.0, 0.0]), cull=True, casts_shadow=False))
+    return facets
+
+
+def _shade(colour: Colour, factor: float) -> Colour:
+    return tuple(min(max(float(c * factor), 0.0), 1.0) for c in colour)
+
+
+# ---- vehicles ---------------------------------------------------------------------------------------------
+
+CAR_PAINTS = [(0.85, 0.85, 0.85), (0.6, 0.62, 0.65), (0.1, 0.1, 0.12), (0.55, 0.08, 0.07), (0.1, 0.2, 0.45),
+              (0.3, 0.32, 0.35), (0.92, 0.92, 0.9), (0.2, 0.35, 0.25), (0.7, 0.6, 0.45), (0.45, 0.45, 0.5)]
+GLASS = (0.12, 0.14, 0.17)
+TYRE = (0.06, 0.06, 0.06)
+
+
+def _wheels(length: float, height: float, radius: float, y0: float, axles: list[float]) -> list[FaceDetail]:
+    """Wheel discs on a side face spanning heights y0..y0+height (they may reach below the face)."""
+    out = []
+    for x in axles:
+        uv = ellipse_uv(x / length, (radius - y0) / height, radius / length, radius / height, 10)
+        out.append((uv, TYRE, Material.PLAIN))
+    return out
+
+
+def car(centre: tuple[float, float], heading: float, rng: np.random.Generator, paint: Colour | None = None) -> list[Facet]:
+    label = C["car"]
+    length = rng.uniform(3.6, 4.9)
+    width = rng.uniform(1.65, 1.9)
+    body_top = rng.uniform(0.8, 1.0)
+    roof = body_top + rng.uniform(0.45, 0.65)
+    clearance = 0.18
+    paint = paint or CAR_PAINTS[rng.integers(len(CAR_PAINTS))]
+    body_h = body_top - clearance
+    radius = rng.uniform(0.29, 0.34)
+    wheels_r = _wheels(length, body_h, radius, clearance, [0.2 * length, 0.8 * length])
+    wheels_l = _wheels(length, body_h, radius, clearance, [0.2 * length, 0.8 * length])
+    rear = [(rect_uv(0.05, 0.55, 0.2, 0.8), (0.7, 0.05, 0.05), Material.LAMP),
+            (rect_uv(0.8, 0.55, 0.95, 0.8), (0.7, 0.05, 0.05), Material.LAMP),
+            (rect_uv(0.38, 0.3, 0.62, 0.5), (0.9, 0.9, 0.85), Material.PAINT)]
+    front = [(rect_uv(0.05, 0.55, 0.22, 0.78), (0.95, 0.95, 0.85), Material.LAMP),
+             (rect_uv(0.78, 0.55, 0.95, 0.78), (0.95, 0.95, 0.85), Material.LAMP),
+             (rect_uv(0.3, 0.3, 0.7, 0.55), (0.08, 0.08, 0.08), Material.PLAIN)]
+    body = box(centre, heading, length, width, clearance, body_top, label, paint, Material.PAINT,
+               {"left": wheels_l, "right": wheels_r, "back": rear, "front": front})
+    fwd = np.array([math.sin(heading), math.cos(heading)])
+    cabin_len = length * rng.uniform(0.5, 0.62)
+    cabin_centre = tuple(np.asarray(centre) - fwd * length * rng.uniform(0.02, 0.1))
+    window = [(rect_uv(0.06, 0.1, 0.94, 0.88), GLASS, Material.GLASS)]
+    cabin = box(cabin_centre, heading, cabin_len, width * 0.96, body_top, roof, label, paint, Material.PAINT,
+                {"left": window, "right": window, "back": window, "front": window},
+                shrink_top=(rng.uniform(0.2, 0.45), 0.08), shrink_front=rng.uniform(0.5, 0.8))
+    return body + cabin
+
+
+def truck(centre: tuple[float, float], heading: float, rng: np.random.Generator) -> list[Facet]:
+    label = C["truck"]
+    fwd = np.array([math.sin(heading), math.cos(heading)])
+    width = rng.uniform(2.2, 2.5)
+    cargo_len = rng.uniform(4.5, 9.0)
+    cab_len = rng.uniform(1.8, 2.4)
+    cab_h = rng.uniform(2.6, 3.2)
+    cargo_h = rng.uniform(3.0, 3.9)
+    c = np.asarray(centre)
+    total = cargo_len + cab_len + 0.3
+    cab_centre = tuple(c + fwd * (total / 2 - cab_len / 2))
+    cargo_centre = tuple(c - fwd * (total / 2 - cargo_len / 2))
+    cab_colour = CAR_PAINTS[rng.integers(len(CAR_PAINTS))]
+    cargo_colour = tuple(float(v) for v in rng.uniform(0.3, 0.95, 3)) if rng.random() < 0.4 else (0.85, 0.85, 0.85)
+    radius = 0.5
+    window = [(rect_uv(0.05, 0.55, 0.95, 0.9), GLASS, Material.GLASS)]
+    cab = box(cab_centre, heading, cab_len, width, 0.35, cab_h, label, cab_colour, Material.PAINT,
+              {"front": window + [(rect_uv(0.05, 0.15, 0.2, 0.25), (0.95, 0.95, 0.85), Material.LAMP),
+                                  (rect_uv(0.8, 0.15, 0.95, 0.25), (0.95, 0.95, 0.85), Material.LAMP)],
+               "left": [(rect_uv(0.1, 0.55, 0.9, 0.88), GLASS, Material.GLASS)]
+               + _wheels(cab_len, cab_h - 0.35, radius, 0.35, [cab_len / 2]),
+               "right": [(rect_uv(0.1, 0.55, 0.9, 0.88), GLASS, Material.GLASS)]
+               + _wheels(cab_len, cab_h - 0.35, radius, 0.35, [cab_len / 2])})
+    axles = [cargo_len * 0.15, cargo_len * 0.8]
+    wheels = _wheels(cargo_len, cargo_h - 0.6, radius, 0.6, axles)
+    rear = [(rect_uv(0.05, 0.02, 0.15, 0.08), (0.7, 0.05, 0.05), Material.LAMP),
+            (rect_uv(0.85, 0.02, 0.95, 0.08), (0.7, 0.05, 0.05), Material.LAMP),
+            (rect_uv(0.495, 0.05, 0.505, 0.98), _shade(cargo_colour, 0.6), Material.PAINT)]
+    cargo = box(cargo_centre, heading, cargo_len, width, 0.6, cargo_h, label, cargo_colour, Material.PAINT,
+                {"left": wheels, "right": wheels, "back": rear})
+    return cab + cargo
+
+
+def bus(centre: tuple[float, float], heading: float, rng: np.random.Generator, label: int | None = None,
+        length: float | None = None) -> list[Facet]:
+    """A bus (single or double deck); with label `train` and a longer body it is a tram."""
+    tram = label == C["train"]
+    label = C["bus"] if label is None else label
+    length = length or rng.uniform(10.0, 12.5)
+    width = 2.55
+    double = not tram and rng.random() < 0.45
+    height = 4.3 if double else rng.uniform(3.0, 3.4)
+    palettes = [(0.75, 0.1, 0.08), (0.9, 0.9, 0.88), (0.1, 0.25, 0.55), (0.95, 0.75, 0.1), (0.2, 0.5, 0.3)]
+    colour = palettes[rng.integers(len(palettes))]
+    bottom = 0.45 if tram else 0.3
+    body_h = height - bottom
+    bands = [(0.42, 0.82)] if not double else [(0.22, 0.45), (0.62, 0.88)]
+    side = []
+    for v0, v1 in bands:
+        n_win = int(length / 1.6)
+        for i in range(n_win):
+            u0 = 0.03 + i * 0.94 / n_win
+            side.append((rect_uv(u0 + 0.005, v0, u0 + 0.94 / n_win - 0.005, v1), GLASS, Material.GLASS))
+    radius = 0.5
+    axles = [length * 0.18, length * 0.78] if not tram else [length * 0.12, length * 0.5, length * 0.88]
+    side += _wheels(length, body_h, radius, bottom, axles)
+    end = [(rect_uv(0.06, v0, 0.94, v1), GLASS, Material.GLASS) for v0, v1 in bands]
+    end.append((rect_uv(0.06, 0.06, 0.18, 0.12), (0.95, 0.9, 0.8), Material.LAMP))
+    end.append((rect_uv(0.82, 0.06, 0.94, 0.12), (0.95, 0.9, 0.8), Material.LAMP))
+    return box(centre, heading, length, width, bottom, height, label, colour, Material.PAINT,
+               {"left": side, "right": side, "front": end, "back": end})
+
+
+# ---- people and riders ------------------------------------------------------------------------------------
+
+SKIN = [(0.93, 0.76, 0.64), (0.8, 0.6, 0.45), (0.55, 0.38, 0.26), (0.35, 0.24, 0.17)]
+CLOTHES = [(0.1, 0.1, 0.12), (0.2, 0.22, 0.3), (0.45, 0.42, 0.38), (0.6, 0.1, 0.1), (0.15, 0.3, 0.5),
+           (0.75, 0.72, 0.65), (0.3, 0.25, 0.2), (0.85, 0.85, 0.85), (0.1, 0.35, 0.2), (0.9, 0.6, 0.1)]
+
+
+def _view_angle(camera: Camera, base: np.ndarray, heading: float) -> float:
+    """|sin| of the angle between a thing's heading and the line of sight: 1 side-on, 0 head-on."""
+    to_cam = camera.origin[[0, 2]] - base[[0, 2]]
+    to_cam /= max(np.linalg.norm(to_cam), 1e-6)
+    fwd = np.array([math.sin(heading), math.cos(heading)])
+    return abs(fwd[0] * to_cam[1] - fwd[1] * to_cam[0])
+
+
+def _person_shapes(rng: np.random.Generator, height: float, side: float, y0: float, pose: str = "walk",
+                   shift_u: float = 0.0, direction: float = 1.0) -> list[tuple[np.ndarray, Colour, Material]]:
+    """Cut-out of a person standing (walking) or seated (riding) with feet at y0, `side` in [0, 1] side-on."""
+    skin = SKIN[rng.integers(len(SKIN))]
+    top, legs = CLOTHES[rng.integers(len(CLOTHES))], CLOTHES[rng.integers(len(CLOTHES))]
+    s = height / 1.75
+    torso_w = (0.44 * (1 - side) + 0.26 * side) * s
+    hip = y0 + 0.85 * s if pose == "walk" else y0 + 0.45 * s
+    shoulder = hip + 0.6 * s
+    shapes = []
+    if pose == "walk":
+        stride = rng.uniform(0.05, 0.35) * side * s
+        leg_w = 0.15 * s
+        for sign in (-1, 1):
+            foot = shift_u + sign * (stride + 0.08 * s * (1 - side))
+            knee_u = shift_u + sign * 0.07 * s * (1 - side)
+            shapes.append((np.array([[foot - leg_w / 2, y0], [foot + leg_w / 2, y0],
+                                     [knee_u + leg_w / 2, hip], [knee_u - leg_w / 2, hip]]), legs, Material.FABRIC))
+    else:  # seated: thighs forward, shins down to the pedals
+        knee = shift_u + direction * 0.4 * s * side
+        for lift in (0.0, 0.12):
+            shapes.append((np.array([[shift_u - 0.1 * s, hip], [knee, hip + lift * s],
+                                     [knee, hip + (lift + 0.14) * s], [shift_u - 0.1 * s, hip + 0.16 * s]]),
+                           legs, Material.FABRIC))
+            shapes.append((np.array([[knee - 0.08 * s, hip + lift * s], [knee + 0.06 * s, hip + lift * s],
+                                     [knee + 0.02 * s, hip - (0.45 - lift) * s], [knee - 0.1 * s, hip - (0.45 - lift) * s]]),
+                           legs, Material.FABRIC))
+    lean = direction * 0.25 * s * side if pose == "ride" else 0.0
+    shapes.append((np.array([[shift_u - torso_w / 2, hip], [shift_u + torso_w / 2, hip],
+                             [shift_u + lean + torso_w / 2 * 1.05, shoulder],
+                             [shift_u + lean - torso_w / 2 * 1.05, shoulder]]), top, Material.FABRIC))
+    arm = 0.09 * s
+    for sign in (-1, 1):
+        u = shift_u + lean + sign * (torso_w / 2 + arm / 2)
+        reach = direction * 0.35 * s * side if pose == "ride" else 0.0
+        shapes.append((np.array([[u - arm / 2, shoulder], [u + arm / 2, shoulder],
+                                 [u + reach + arm / 2, shoulder - 0.55 * s], [u + reach - arm / 2, shoulder - 0.55 * s]]),
+                       top, Material.FABRIC))
+    head_r = 0.11 * s
+    shapes.append((ellipse_uv(shift_u + lean, shoulder + 0.05 * s + head_r, head_r * 0.85, head_r, 8), skin, Material.PLAIN))
+    return shapes
+
+
+def person(camera: Camera, base: np.ndarray, heading: float, rng: np.random.Generator) -> Facet:
+    height = rng.uniform(1.0, 1.35) if rng.random() < 0.12 else rng.uniform(1.55, 1.95)
+    side = _view_angle(camera, base, heading)
+    return billboard(camera, base, C["person"], _person_shapes(rng, height, side, 0.0))
+
+
+def _ring(cu: float, cv: float, radius: float, thickness: float, sides: int = 12) -> np.ndarray:
+    """A ring as one polygon: the outer circle, then the inner one backwards, joined by a zero-width seam."""
+    outer = ellipse_uv(cu, cv, radius, radius, sides)
+    inner = ellipse_uv(cu, cv, radius - thickness, radius - thickness, sides)[::-1]
+    return np.concatenate([outer, outer[:1], inner[-1:], inner])
+
+
+def rider(camera: Camera, base: np.ndarray, heading: float, rng: np.random.Generator,
+          motor: bool = False, with_rider: bool = True) -> list[Facet]:
+    """A bicycle or motorcycle, optionally ridden, as two cut-outs: the rider slightly in front of the machine."""
+    side = _view_angle(camera, base, heading)
+    u_axis, _, _ = billboard_axes(camera, base)
+    fwd3 = np.array([math.sin(heading), 0.0, math.cos(heading)])
+    direction = 1.0 if fwd3 @ u_axis >= 0 else -1.0  # which way the machine points on screen
+    half = (0.95 if motor else 0.85) * side
+    r = 0.32 if motor else 0.34
+    frame_colour = CLOTHES[rng.integers(len(CLOTHES))] if not motor else CAR_PAINTS[rng.integers(len(CAR_PAINTS))]
+    shapes = []
+    if side > 0.25:
+        for u in (-half, half):
+            if motor:
+                shapes.append((ellipse_uv(u, r, r, r, 12), TYRE, Material.PLAIN))
+            else:
+                shapes.append((_ring(u, r, r, 0.05), TYRE, Material.PLAIN))
+    # Wheels seen head-on: a thin upright strip each.
+    shapes.append((rect_uv(-0.04, 0.0, 0.04, 2 * r), TYRE, Material.PLAIN))
+    if motor:
+        body = np.array([[-half * 0.7, r], [half * 0.8, r * 1.1], [half * 0.6, r * 2.6], [-half * 0.5, r * 2.5]])
+        shapes.append((body * [direction, 1], frame_colour, Material.PAINT))
+        shapes.append((rect_uv(-0.2, r * 1.2, 0.2, r * 2.4), frame_colour, Material.PAINT))
+        bar = 0.75
+    else:
+        tube = 0.04
+        for (ua, va), (ub, vb) in [((-half, r), (0.0, r)), ((0.0, r), (half * 0.8, 1.0)), ((-half, r), (-half * 0.2, 0.95)),
+                                   ((0.0, r), (-half * 0.2, 0.95)), ((-half * 0.2, 0.95), (half * 0.8, 1.0)),
+                                   ((half, r), (half * 0.8, 1.05))]:
+            ua, ub = ua * direction, ub * direction
+            shapes.append((np.array([[ua - tube, va], [ub - tube, vb], [ub + tube, vb], [ua + tube, va]]),
+                           frame_colour, Material.PAINT))
+        bar = 0.6
+    bar_half = bar / 2 * (1 - side) + 0.05
+    shapes.append((rect_uv(half * 0.8 * direction - bar_half, 1.0, half * 0.8 * direction + bar_half, 1.06),
+                   TYRE, Material.PLAIN))
+    facets = [billboard(camera, base, C["motorcycle"] if motor else C["bicycle"], shapes)]
+    if with_rider:
+        seat = 0.35 if motor else 0.45
+        height = rng.uniform(1.6, 1.9)
+        rider_shapes = _person_shapes(rng, height, side, seat, pose="ride", shift_u=-half * 0.25 * direction,
+                                      direction=direction)
+        facets.append(billboard(camera, base, C["rider"], rider_shapes, toward_camera=0.15))
+    return facets
+
+
+# ---- vegetation, poles, signs, lights -------------------------------------------------------------------
+
+
+def tree(camera: Camera, base: np.ndarray, rng: np.random.Generator, height: float | None = None,
+         bare: bool = False, foliage: Colour = (0.2, 0.35, 0.12)) -> Facet:
+    """A tree: trunk and a crown of overlapping blobs (or, bare, a fan of branches); all vegetation."""
+    height = height or rng.uniform(5.0, 14.0)
+    trunk_w = rng.uniform(0.18, 0.4) * height / 9
+    crown_base = height * rng.uniform(0.3, 0.45)
+    radius = (height - crown_base) * rng.uniform(0.35, 0.55)
+    bark = (0.28, 0.23, 0.18)
+    shapes = [(rect_uv(-trunk_w / 2, 0.0, trunk_w / 2, crown_base + radius * 0.5), bark, Material.PLAIN)]
+    centre_v = crown_base + radius
+    if bare:
+        for _ in range(rng.integers(6, 11)):
+            angle = rng.uniform(-1.3, 1.3)
+            length = radius * rng.uniform(0.7, 1.3)
+            start_v = crown_base + rng.uniform(0, radius)
+            tip = np.array([math.sin(angle) * length, start_v + math.cos(angle) * length])
+            w0, w1 = trunk_w * 0.35, trunk_w * 0.08
+            shapes.append((np.array([[-w0, start_v], [w0, start_v], [tip[0] + w1, tip[1]], [tip[0] - w1, tip[1]]]),
+                           (0.25, 0.22, 0.2), Material.PLAIN))
+    else:
+        for _ in range(rng.integers(4, 8)):
+            cu = rng.normal(0, radius * 0.35)
+            cv = centre_v + rng.normal(0, radius * 0.3)
+            r = radius * rng.uniform(0.5, 0.8)
+            shade = rng.uniform(0.7, 1.2)
+            shapes.append((ellipse_uv(cu, cv, r, r * rng.uniform(0.8, 1.1), 12), _shade(foliage, shade),
+                           Material.FOLIAGE))
+    return billboard(camera, base, C["vegetation"], shapes)
+
+
+POLE_GREY = (0.35, 0.36, 0.37)
+
+
+def pole(camera: Camera, base: np.ndarray, height: float, width: float = 0.14, colour: Colour = POLE_GREY) -> Facet:
+    return billboard(camera, base, C["pole"], [(rect_uv(-width / 2, 0.0, width / 2, height), colour, Material.PAINT)])
+
+
+def street_light(camera: Camera, base: np.ndarray, towards_road: np.ndarray, rng: np.random.Generator) -> Facet:
+    """Pole, arm reaching over the road and lamp head: all labelled pole, as Cityscapes does."""
+    height = rng.uniform(6.0, 10.0)
+    width = rng.uniform(0.12, 0.2)
+    u_axis, _, _ = billboard_axes(camera, base)
+    reach = rng.uniform(0.8, 2.2) * float(np.asarray(towards_road) @ u_axis)
+    lo, hi = sorted((0.0, reach))
+    shapes = [(rect_uv(-width / 2, 0.0, width / 2, height), POLE_GREY, Material.PAINT),
+              (rect_uv(lo - 0.05, height - 0.12, hi + 0.05, height), POLE_GREY, Material.PAINT),
+              (rect_uv(reach - 0.35, height - 0.3, reach + 0.35, height - 0.08), (0.3, 0.3, 0.3), Material.PAINT)]
+    return billboard(camera, base, C["pole"], shapes)
+
+
+def traffic_light(camera: Camera, base: np.ndarray, facing: float, rng: np.random.Generator,
+                  arm: np.ndarray | None = None) -> list[Facet]:
+    """A pole with a signal head facing `facing` (heading its lamps look along); `arm` hangs it over the road."""
+    height = rng.uniform(2.6, 3.4)
+    facets = [pole(camera, base, height + (1.8 if arm is not None else 0.0), 0.13, (0.2, 0.2, 0.2))]
+    head_base = np.asarray(base, np.float64)
+    head_y = height
+    if arm is not None:
+        head_y = height + 1.3
+        head_base = head_base + np.array([arm[0], 0.0, arm[1]])
+        facets.append(pole(camera, head_base + np.array([0, head_y + 0.9, 0]), 0.12, 0.12, (0.2, 0.2, 0.2)))
+    lit = rng.integers(3)
+    lamps = []
+    for i, colour in enumerate([(0.9, 0.1, 0.05), (0.95, 0.6, 0.05), (0.1, 0.85, 0.3)]):
+        v = 0.8 - i * 0.3
+        on = colour if i == lit else tuple(c * 0.25 for c in colour)
+        lamps.append((ellipse_uv(0.5, v, 0.3, 0.11, 8), on, Material.LAMP))
+    facets += box((head_base[0], head_base[2]), facing + math.pi, 0.25, 0.34, head_y, head_y + 0.95,
+                  C["traffic light"], (0.08, 0.08, 0.08), Material.PAINT, {"back": lamps})
+    return facets
+
+
+SIGN_STYLES = [  # (shape, face colour, border colour)
+    ("circle", (0.95, 0.95, 0.95), (0.8, 0.05, 0.05)),
+    ("circle", (0.1, 0.3, 0.7), (0.95, 0.95, 0.95)),
+    ("triangle", (0.95, 0.95, 0.95), (0.8, 0.05, 0.05)),
+    ("rect", (0.1, 0.3, 0.7), (0.95, 0.95, 0.95)),
+    ("rect", (0.1, 0.45, 0.2), (0.95, 0.95, 0.95)),
+    ("rect", (0.95, 0.95, 0.95), (0.1, 0.1, 0.1)),
+    ("diamond", (0.95, 0.8, 0.1), (0.1, 0.1, 0.1)),
+]
+
+
+def _sign_outline(shape: str, size: float, centre_v: float, scale: float = 1.0) -> np.ndarray:
+    h = size / 2 * scale
+    if shape == "circle":
+        return ellipse_uv(0.0, centre_v, h, h, 12)
+    if shape == "triangle":
+        return np.array([[-h, centre_v - h * 0.8], [h, centre_v - h * 0.8], [0.0, centre_v + h]])
+    if shape == "diamond":
+        return np.array([[0.0, centre_v - h], [h, centre_v], [0.0, centre_v + h], [-h, centre_v]])
+    return rect_uv(-h * 1.3, centre_v - h, h * 1.3, centre_v + h)
+
+
+def traffic_sign(camera: Camera, base: np.ndarray, facing: float, rng: np.random.Generator,
+                 plates: int = 1, on_pole: bool = True) -> list[Facet]:
+    """Plates facing `facing` (the heading their faces look along) on a pole of their own."""
+    facets = []
+    top = rng.uniform(2.3, 3.2)
+    if on_pole:
+        facets.append(pole(camera, base, top + 0.1, rng.uniform(0.07, 0.11)))
+    normal = np.array([math.sin(facing), 0.0, math.cos(facing)])
+    u_axis = np.array([normal[2], 0.0, -normal[0]])
+    v_axis = np.array([0.0, 1.0, 0.0])
+    origin = np.asarray(base, np.float64) + normal * 0.08
+    v = top
+    for _ in range(plates):
+        shape, face, border = SIGN_STYLES[rng.integers(len(SIGN_STYLES))]
+        size = rng.uniform(0.6, 0.9)
+        centre_v = v - size / 2
+        outer = _sign_outline(shape, size, centre_v)
+        inner = _sign_outline(shape, size, centre_v, 0.75)
+        parts = [Part(origin + uv[:, :1] * u_axis + uv[:, 1:2] * v_axis, col, Material.PAINT)
+                 for uv, col in ((outer, border), (inner, face))]
+        facets.append(Facet(C["traffic sign"], parts, normal))
+        v -= size + 0.1
+    return facets

@@ -1,0 +1,187 @@
+"""What a SynStreets frame is made of: labelled planar facets in world coordinates, a camera and the light.
+
+A scene can be built by hand (tests do: one car box at a known place) or sampled by `layout.sample_scene`.
+Ground facets (road, pavement, grass, markings) lie on or just above the ground and are painted in list
+order; every other facet is drawn through a z-buffer, so occlusion never depends on drawing order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from syn2real.synth.camera import Camera
+
+
+class Material(IntEnum):
+    """Surface kinds; styles choose a texture and its strength for each (the label never depends on it)."""
+
+    PLAIN = 0
+    ASPHALT = 1
+    PAVING = 2
+    GRASS = 3
+    BRICK = 4
+    CONCRETE = 5
+    FOLIAGE = 6
+    GLASS = 7
+    PAINT = 8  # car body paint, signs
+    MARKING = 9
+    FABRIC = 10
+    LAMP = 11  # lit: traffic light bulbs, car lights (not shaded)
+
+
+Colour = tuple[float, float, float]
+
+
+@dataclass
+class Part:
+    """One polygon of a facet, with its own colour and material (windows on a facade, wheels on a car)."""
+
+    points: np.ndarray  # (k, 3) world coordinates, in the facet's plane
+    colour: Colour  # RGB in [0, 1] before lighting
+    material: Material = Material.PLAIN
+    convex: bool = True
+
+
+@dataclass
+class Grid:
+    """Rectangles repeating over a face, tested per pixel (so a facade's hundred windows cost one facet).
+
+    Face coordinates: u metres from `origin` along `u_axis` (horizontal), v metres above `origin`. Cells start
+    at u0 + i*period_u and v0 + j*period_v and are `size` big, within [u0, u1) x [v0, v1). Painted, the
+    cells (both tests true) take `colour`; as a cut-out (`cutout`), only pixels passing either test are kept:
+    the bars and rails of a railing, with the background showing through.
+    """
+
+    origin: np.ndarray
+    u_axis: np.ndarray
+    u_range: tuple[float, float]
+    v_range: tuple[float, float]
+    period: tuple[float, float]
+    size: tuple[float, float]
+    colour: Colour = (0.2, 0.22, 0.26)
+    material: Material = Material.GLASS
+    cutout: bool = False
+
+
+@dataclass
+class Facet:
+    """A labelled planar surface: the union of its parts, painted in order, then its grid if any."""
+
+    label: int  # Cityscapes train id
+    parts: list[Part]
+    normal: np.ndarray  # unit, world
+    # A face of a closed solid: skipped when it faces away from the camera.
+    cull: bool = False
+    casts_shadow: bool = True
+    grid: Grid | None = None
+    # How many leading parts outline the facet for its shadow (details inside it cast none); 0: all.
+    shadow_parts: int = 0
+
+    @property
+    def anchor(self) -> np.ndarray:
+        return self.parts[0].points[0]
+
+
+@dataclass
+class Environment:
+    """Light and atmosphere: shared by both styles, so shadows fall identically."""
+
+    sun_direction: np.ndarray = field(default_factory=lambda: np.array([0.4, 0.7, 0.6]))  # towards the sun
+    sun_colour: Colour = (1.0, 0.95, 0.85)
+    sun_strength: float = 0.6  # 0 when overcast: no shadows
+    ambient: Colour = (0.55, 0.57, 0.62)
+    sky_zenith: Colour = (0.35, 0.55, 0.85)
+    sky_horizon: Colour = (0.75, 0.82, 0.92)
+    cloud_cover: float = 0.3
+    cloud_colour: Colour = (0.95, 0.95, 0.97)
+    haze_colour: Colour = (0.75, 0.8, 0.88)
+    haze_distance: float = 400.0  # metres at which 63% of the colour is haze
+    seed: int = 0  # cloud pattern
+
+    def __post_init__(self) -> None:
+        d = np.asarray(self.sun_direction, np.float64)
+        self.sun_direction = d / np.linalg.norm(d)
+
+
+@dataclass
+class Scene:
+    camera: Camera
+    environment: Environment = field(default_factory=Environment)
+    ground: list[Facet] = field(default_factory=list)  # painted in order, no depth test
+    objects: list[Facet] = field(default_factory=list)  # z-buffered
+
+
+# ---- building blocks ---------------------------------------------------------------------------------------
+
+
+def prism(footprint: np.ndarray, y0: float, y1: float, label: int, colour: Colour,
+          material: Material = Material.PLAIN, top_colour: Colour | None = None) -> list[Facet]:
+    """Vertical prism over a convex footprint ((k, 2) x/z corners in order around it).
+
+    Side faces and the top are back-face culled, so only the faces turned to the camera are drawn.
+    """
+    fp = np.asarray(footprint, np.float64)
+    centroid = fp.mean(axis=0)
+    faces = []
+    for i in range(len(fp)):
+        (xa, za), (xb, zb) = fp[i], fp[(i + 1) % len(fp)]
+        normal = np.array([zb - za, 0.0, xa - xb])
+        normal /= np.linalg.norm(normal)
+        if normal[0] * ((xa + xb) / 2 - centroid[0]) + normal[2] * ((za + zb) / 2 - centroid[1]) < 0:
+            normal = -normal
+        pts = np.array([[xa, y0, za], [xb, y0, zb], [xb, y1, zb], [xa, y1, za]])
+        faces.append(Facet(label, [Part(pts, colour, material)], normal, cull=True, shadow_parts=1))
+    top = np.column_stack([fp[:, 0], np.full(len(fp), y1), fp[:, 1]])
+    faces.append(Facet(label, [Part(top, top_colour or colour, material)], np.array([0.0, 1.0, 0.0]), cull=True,
+                       casts_shadow=False))
+    return faces
+
+
+def plane_points(origin: np.ndarray, u_axis: np.ndarray, v_axis: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """(k, 2) plane coordinates -> (k, 3) world points origin + u*u_axis + v*v_axis."""
+    uv = np.asarray(uv, np.float64)
+    return origin + uv[:, :1] * u_axis + uv[:, 1:2] * v_axis
+
+
+def rect_uv(u0: float, v0: float, u1: float, v1: float) -> np.ndarray:
+    return np.array([[u0, v0], [u1, v0], [u1, v1], [u0, v1]], np.float64)
+
+
+_UNIT_CIRCLES = {n: np.column_stack([np.cos(t), np.sin(t)])
+                 for n in range(3, 25) for t in [np.linspace(0, 2 * np.pi, n, endpoint=False)]}
+
+
+def ellipse_uv(cu: float, cv: float, ru: float, rv: float, sides: int = 10) -> np.ndarray:
+    return _UNIT_CIRCLES[sides] * (ru, rv) + (cu, cv)
+
+
+def billboard_axes(camera: Camera, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A vertical plane through `base` turned to the camera: (u_axis right, v_axis up, normal)."""
+    to_cam = camera.origin - base
+    to_cam[1] = 0.0
+    norm = np.linalg.norm(to_cam)
+    normal = to_cam / norm if norm > 1e-6 else np.array([0.0, 0.0, -1.0])
+    u_axis = np.array([-normal[2], 0.0, normal[0]])  # right as seen from the camera
+    return u_axis, np.array([0.0, 1.0, 0.0]), normal
+
+
+def billboard(camera: Camera, base: np.ndarray, label: int, shapes: list[tuple[np.ndarray, Colour, Material]],
+              toward_camera: float = 0.0) -> Facet:
+    """A camera-facing cut-out standing at `base`: shapes are (k, 2) (right, up) polygons in metres.
+
+    `toward_camera` moves the plane that far to the camera, so a rider is drawn in front of its bicycle.
+    """
+    u_axis, v_axis, normal = billboard_axes(camera, np.asarray(base, np.float64))
+    origin = np.asarray(base, np.float64) + normal * toward_camera
+    parts = [Part(plane_points(origin, u_axis, v_axis, uv), colour, material) for uv, colour, material in shapes]
+    return Facet(label, parts, normal, cull=False)
+
+
+def ground_polygon(points_xz: np.ndarray, y: float, label: int, colour: Colour, material: Material,
+                   convex: bool = False) -> Facet:
+    pts = np.asarray(points_xz, np.float64)
+    world = np.column_stack([pts[:, 0], np.full(len(pts), y), pts[:, 1]])
+    return Facet(label, [Part(world, colour, material, convex)], np.array([0.0, 1.0, 0.0]), casts_shadow=False)

@@ -1,0 +1,199 @@
+"""Writing SynStreets datasets: frames in parallel, a manifest, resuming, and a contact sheet to look at.
+
+Layout: `out/images/{split}/NNNNNN.png`, `out/labels/{split}/NNNNNN.png` (Cityscapes train ids) and
+`out/manifest.json` with, per split, the settings it was rendered with and every frame's class pixel counts.
+Frame i of a split is fixed by (seed, split, i) alone, so the bytes do not depend on the number of workers,
+on the order frames finish in, or on whether the render was interrupted and resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rich.progress import Progress
+
+from syn2real.engine.io import atomic_write_bytes, atomic_write_json
+from syn2real.errors import ConfigError, DataError
+from syn2real.labels import CITYSCAPES19
+from syn2real.synth.layout import Knobs, sample_scene
+from syn2real.synth.raster import render
+from syn2real.synth.styles import apply_style, check_style
+
+#: Bumped whenever the same settings would draw different pixels; recorded in the manifest.
+RENDERER_VERSION = "1.0"
+MANIFEST = "manifest.json"
+NUM_CLASSES = CITYSCAPES19.num_classes
+
+
+def frame_name(index: int) -> str:
+    return f"{index:06d}"
+
+
+def frame_generators(seed: int, split: str, index: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent (geometry, look) generators of one frame: the look never shifts the geometry's draws."""
+    root = np.random.SeedSequence([seed, zlib.crc32(split.encode()), index])
+    geometry, look = root.spawn(2)
+    return np.random.default_rng(geometry), np.random.default_rng(look)
+
+
+def render_frame(index: int, size: tuple[int, int], style: str, seed: int, split: str = "train",
+                 knobs: Knobs | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Frame `index` of a split: (H, W, 3) uint8 RGB image and (H, W) uint8 train-id label."""
+    geometry, look = frame_generators(seed, split, index)
+    width, height = size
+    scene = sample_scene(width, height, geometry, knobs)
+    frame = render(scene)
+    return apply_style(frame, scene, style, look), frame.label
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG bytes of an RGB (H, W, 3) or index (H, W) uint8 array; OpenCV's encoder is deterministic."""
+    if array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise DataError("PNG encoding failed")
+    return data.tobytes()
+
+
+def class_counts(label: np.ndarray) -> list[int]:
+    return np.bincount(label.ravel(), minlength=256)[:NUM_CLASSES].tolist()
+
+
+def _paths(out: Path, split: str, index: int) -> tuple[Path, Path]:
+    name = f"{frame_name(index)}.png"
+    return out / "images" / split / name, out / "labels" / split / name
+
+
+def _write_frame(job: tuple) -> tuple[int, list[int]]:
+    """Worker: render one frame and write its label, then its image (a frame is complete once both exist)."""
+    out, index, size, style, seed, split, knobs = job
+    image, label = render_frame(index, size, style, seed, split, Knobs.from_dict(knobs))
+    image_path, label_path = _paths(out, split, index)
+    atomic_write_bytes(label_path, encode_png(label))
+    atomic_write_bytes(image_path, encode_png(image))
+    return index, class_counts(label)
+
+
+def _worker_init() -> None:
+    cv2.setNumThreads(1)  # one core per worker: OpenCV's own threads would only compete
+
+
+def _read_manifest(path: Path) -> dict:
+    if not path.exists():
+        return {"format": "synstreets", "classes": list(CITYSCAPES19.classes), "splits": {}}
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: unreadable SynStreets manifest ({e}); delete it to render afresh") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
+        raise DataError(f"{path}: not a SynStreets manifest (no 'splits' table)")
+    return manifest
+
+
+def _existing_counts(out: Path, split: str, index: int) -> list[int] | None:
+    """Counts of a frame already on disk, or None if it is not complete (atomic writes: no half files)."""
+    image_path, label_path = _paths(out, split, index)
+    if not (image_path.is_file() and label_path.is_file()):
+        return None
+    label = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
+    if label is None:
+        raise DataError(f"{label_path}: unreadable label; delete it and render again to replace the frame")
+    return class_counts(label)
+
+
+def render_dataset(out: Path, n: int, size: tuple[int, int], style: str, seed: int, workers: int,
+                   split: str = "train", progress: bool = True, **knobs) -> Path:
+    """Render `n` frames of a split into `out` (layout in the module docstring) and return `out`.
+
+    Re-running with the same settings into a complete folder does nothing; after an interruption it renders
+    only the missing frames. A folder whose split was rendered with other settings is refused, so frames of
+    two settings are never mixed. `knobs` override `Knobs` fields (camera, density, light, ...).
+    """
+    out = Path(out)
+    check_style(style)
+    width, height = (int(v) for v in size)
+    if n < 1 or width < 16 or height < 16 or workers < 1:
+        raise ConfigError(f"SynStreets needs n >= 1, a size of at least 16x16 and workers >= 1; got n={n}, "
+                          f"size={width}x{height}, workers={workers}")
+    knob_values = Knobs.from_dict(knobs).to_dict()
+    settings = {"renderer_version": RENDERER_VERSION, "style": style, "seed": int(seed), "size": [width, height],
+                "knobs": knob_values}
+    manifest_path = out / MANIFEST
+    manifest = _read_manifest(manifest_path)
+    entry = manifest["splits"].get(split)
+    if entry is not None and entry.get("settings") != settings:
+        raise DataError(f"{manifest_path}: split {split!r} was rendered with other settings "
+                        f"({json.dumps(entry.get('settings'))}); render into another folder or delete this one")
+    if entry is not None and entry.get("complete") and entry.get("n") == n and all(
+            all(p.is_file() for p in _paths(out, split, i)) for i in range(n)):
+        return out
+    # Claim the split for these settings before writing any frame, so a resumed run can check them.
+    manifest["splits"][split] = {"settings": settings, "n": n, "complete": False, "frames": {}}
+    atomic_write_json(manifest_path, manifest)
+
+    counts: dict[int, list[int]] = {}
+    for i in range(n):
+        existing = _existing_counts(out, split, i)
+        if existing is not None:
+            counts[i] = existing
+    jobs = [(out, i, (width, height), style, int(seed), split, knob_values) for i in range(n) if i not in counts]
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task(f"Rendering SynStreets {split} ({style})", total=n, completed=n - len(jobs))
+        if workers == 1 or len(jobs) <= 1:
+            results = map(_write_frame, jobs)
+            for index, frame_counts in results:
+                counts[index] = frame_counts
+                bar.advance(task)
+        else:
+            # Spawned workers: safe whatever the parent has imported (torch, threads).
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init) as pool:
+                for index, frame_counts in pool.imap_unordered(_write_frame, jobs, chunksize=4):
+                    counts[index] = frame_counts
+                    bar.advance(task)
+
+    manifest = _read_manifest(manifest_path)
+    manifest["renderer_version"] = RENDERER_VERSION
+    manifest["splits"][split] = {"settings": settings, "n": n, "complete": True,
+                                 "frames": {frame_name(i): counts[i] for i in range(n)}}
+    atomic_write_json(manifest_path, manifest)
+    return out
+
+
+def write_preview(dataset_dir: Path, out_png: Path, n: int = 8, split: str | None = None) -> Path:
+    """A contact sheet: one row per frame, the image beside its label blended over it."""
+    dataset_dir = Path(dataset_dir)
+    manifest = _read_manifest(dataset_dir / MANIFEST)
+    splits = manifest["splits"]
+    if not splits:
+        raise DataError(f"{dataset_dir / MANIFEST}: no rendered split to preview")
+    split = split or ("train" if "train" in splits else next(iter(splits)))
+    if split not in splits:
+        raise DataError(f"{dataset_dir / MANIFEST}: no split {split!r}; rendered: {', '.join(splits)}")
+    names = sorted(splits[split]["frames"])[:n]
+    if not names:
+        raise DataError(f"{dataset_dir}: split {split!r} has no finished frames to preview")
+    rows = []
+    for name in names:
+        image = cv2.imread(str(dataset_dir / "images" / split / f"{name}.png"), cv2.IMREAD_COLOR)
+        label = cv2.imread(str(dataset_dir / "labels" / split / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        if image is None or label is None:
+            raise DataError(f"{dataset_dir}: frame {name} of split {split!r} is missing or unreadable")
+        colours = cv2.cvtColor(CITYSCAPES19.colorize(label), cv2.COLOR_RGB2BGR)
+        overlay = cv2.addWeighted(image, 0.35, colours, 0.65, 0.0)
+        row = np.hstack([image, overlay])
+        if row.shape[1] > 1280:  # keep the sheet a size a person can take in
+            scale = 1280 / row.shape[1]
+            row = cv2.resize(row, (1280, round(row.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        rows.append(row)
+    width = max(r.shape[1] for r in rows)
+    sheet = np.vstack([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+    ok, data = cv2.imencode(".png", sheet)
+    atomic_write_bytes(out_png, data.tobytes())
+    return Path(out_png)
