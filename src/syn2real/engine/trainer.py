@@ -331,6 +331,8 @@ class Trainer:
         self.logger.log(self.step, scalars)
         if save and self.is_main:
             result.save(self.run_dir / "eval" / "final")
+            if self.progress:
+                result.print_table()
         return {"val/mIoU": result.miou}
 
     def save_checkpoint(self) -> None:

@@ -1,0 +1,83 @@
+"""The command line end to end: render -> train -> evaluate -> predict -> report, and clear errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from syn2real.cli import app
+from syn2real.synth import render_dataset
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def synstreets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synstreets")
+    render_dataset(root, n=6, size=(128, 64), style="synthetic", seed=0, workers=1, split="train", progress=False)
+    render_dataset(root, n=3, size=(128, 64), style="photo", seed=1, workers=1, split="val", progress=False)
+    return root
+
+
+def test_train_evaluate_predict_report(synstreets, tmp_path):
+    invoke("train", "--config", "cpu_default", "--name", "tiny", "--out-dir", tmp_path,
+           "data.source.kind=synstreets", f"data.source.root={synstreets}",
+           "data.val.kind=synstreets", f"data.val.root={synstreets}", "data.val.split=val",
+           "data.crop_size=[64,128]", "data.batch_size=2", "data.workers=0",
+           "train.iters=3", "train.checkpoint_every=2", "train.log_every=1")
+    run = tmp_path / "tiny"
+    assert (run / "config.yaml").is_file()
+    final = json.loads((run / "eval" / "final" / "metrics.json").read_text())
+    assert final["n_images"] == 3 and 0.0 <= final["miou"] <= 1.0
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
+            if "loss_seg" in line] == [1, 2, 3]
+
+    out = invoke("evaluate", run, "--data", f"synstreets:{synstreets}:val", "--mode", "slide")
+    assert "mIoU" in out
+    scored = json.loads((run / "eval" / "synstreets_val_cityscapes19" / "metrics.json").read_text())
+    assert scored["n_images"] == 3 and len(scored["iou"]) == 19
+
+    preds = tmp_path / "preds"
+    invoke("predict", run, synstreets / "images" / "val", "--out", preds, "--overlay")
+    masks = sorted(p.name for p in preds.glob("*.png"))
+    assert masks == ["000000.png", "000001.png", "000002.png"]
+    with Image.open(preds / "000000.png") as mask:
+        assert mask.mode == "P" and mask.size == (128, 64)
+    assert len(list(preds.glob("*_overlay.jpg"))) == 3
+
+    invoke("report", run)
+    page = (run / "report.html").read_text()
+    assert "mIoU" in page and page.count("<img") == 2 + 3 * 3  # confusion matrix, curves, 3 rows of image | prediction | truth
+
+
+def test_train_resume_continues_to_the_end(synstreets, tmp_path):
+    args = ["train", "--config", "cpu_default", "--name", "r", "--out-dir", tmp_path, "model.pretrained=null",
+            "data.source.kind=synstreets", f"data.source.root={synstreets}", "data.crop_size=[64,128]",
+            "data.batch_size=2", "data.workers=0", "train.checkpoint_every=2"]
+    invoke(*args, "train.iters=2")
+    invoke(*args, "train.iters=4", "--resume")
+    assert json.loads((tmp_path / "r" / "checkpoints" / "last.json").read_text())["step"] == 4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["datasets", "check", "cityscapes", "/nonexistent/cityscapes"], "root not found"),
+    (["train", "--config", "no_such_preset"], "neither a config file nor a preset"),
+    (["train", "--config", "cpu_default", "train.itres=3"], "unknown key"),
+    (["evaluate", "/nonexistent/run"], "not a run folder"),
+    (["synth", "--size", "big"], "width x height"),
+])
+def test_errors_are_one_line_without_traceback(argv, message):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "300"}
+    proc = subprocess.run([sys.executable, "-m", "syn2real.cli", *argv], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1
+    assert message in proc.stderr and "Traceback" not in proc.stderr
