@@ -4,11 +4,9 @@
     python benchmarks/speed.py --config configs/cpu_default.yaml --size 512x256 --batch 2 --steps 10
 
 Prints, for fp32 and bf16 autocast: train and inference images/s, peak RSS, and the efficiency of a training
-step = achieved FLOP/s / FLOP/s of a large matmul in the same precision measured in the same run. A training
-step's FLOPs are 3 x the forward FLOPs counted by torch.utils.flop_counter (backward = gradients of inputs and
-of weights, each as costly as the forward): the counter's own figure for `convolution_backward` ignores
-`groups` and overcounts depthwise convolutions about 60-fold (a 64-channel depthwise 3x3 conv: forward
-1.2 MFLOP, "backward" 77 MFLOP). Each precision runs in its own process so peak RSS is its own.
+step = achieved FLOP/s (FLOPs counted with torch.utils.flop_counter, convolution backward corrected for
+grouped convolutions: `syn2real.engine.flops`) / FLOP/s of a large matmul in the same precision measured in the
+same run. Each precision runs in its own process so peak RSS is its own.
 """
 
 from __future__ import annotations
@@ -35,9 +33,8 @@ def matmul_flops_per_s(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> flo
 
 
 def measure(config: str | None, size: tuple[int, int], batch: int, steps: int, precision: str) -> dict:
-    from torch.utils.flop_counter import FlopCounterMode
-
     from syn2real.config import load_config
+    from syn2real.engine.flops import count_flops
     from syn2real.methods import build_method
     from syn2real.models import build_model
 
@@ -60,10 +57,7 @@ def measure(config: str | None, size: tuple[int, int], batch: int, steps: int, p
         optimizer.step()
 
     model.train()
-    with FlopCounterMode(display=False) as counter, torch.no_grad(), autocast:
-        model(batch_data["image"])
-    train_flops = 3 * counter.get_total_flops()
-    train_step(0)  # warm-up
+    train_flops = count_flops(lambda: train_step(0))
     t = time.perf_counter()
     for i in range(steps):
         train_step(1 + i)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
+from PIL import Image
 
 # Never let a test wait on the Hugging Face hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,3 +23,21 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def tiny_uda_folders(tmp_path) -> tuple[dict, dict]:
+    """`folder` dataset configs: a labelled 32x64 source (ids 0/1/2 -> road/sidewalk/car) and an unlabelled
+    target, 4 frames each."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data"
+    for domain in ("source", "target"):
+        (root / domain / "images").mkdir(parents=True)
+        for i in range(4):
+            image = rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)
+            Image.fromarray(image).save(root / domain / "images" / f"{i}.png")
+    (root / "source" / "masks").mkdir()
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 3, (32, 64), dtype=np.uint8)).save(root / "source" / "masks" / f"{i}.png")
+    (root / "source" / "id_map.yaml").write_text(yaml.safe_dump({"ids": {0: 0, 1: 1, 2: 13}}))
+    return {"kind": "folder", "root": str(root / "source")}, {"kind": "folder", "root": str(root / "target")}

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
-from PIL import Image
 
 from syn2real.config import Config, MethodConfig, ModelConfig, from_dict
 from syn2real.engine.trainer import Trainer
@@ -134,22 +132,8 @@ def test_fda_step_trains_on_translated_source_and_target_entropy():
 # ---- through the real trainer ------------------------------------------------------------------------------
 
 
-def _write_tiny_folders(root) -> tuple[dict, dict]:
-    """A labelled source folder (ids 0/1/2 -> road/sidewalk/car) and an unlabelled target folder, 4 frames each."""
-    rng = np.random.default_rng(0)
-    for domain in ("source", "target"):
-        (root / domain / "images").mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)).save(root / domain / "images" / f"{i}.png")
-    (root / "source" / "masks").mkdir()
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 3, (H, W), dtype=np.uint8)).save(root / "source" / "masks" / f"{i}.png")
-    (root / "source" / "id_map.yaml").write_text(yaml.safe_dump({"ids": {0: 0, 1: 1, 2: 13}}))
-    return {"kind": "folder", "root": str(root / "source")}, {"kind": "folder", "root": str(root / "target")}
-
-
-def test_three_iterations_through_the_trainer_and_resume(tmp_path):
-    source, target = _write_tiny_folders(tmp_path / "data")
+def test_three_iterations_through_the_trainer_and_resume(tmp_path, tiny_uda_folders):
+    source, target = tiny_uda_folders
     cfg = from_dict(Config, {
         "name": "fda", "out_dir": str(tmp_path / "runs"),
         "model": {"pretrained": None, "head_channels": 16, "channels_last": False},
