@@ -16,7 +16,7 @@ import cv2
 from syn2real.synth.layout import sample_scene
 from syn2real.synth.raster import render
 from syn2real.synth.styles import STYLES, apply_style
-from syn2real.synth.writer import encode_png, frame_generators
+from syn2real.synth.writer import compress_image, encode_png, frame_generators
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
             t2 = time.perf_counter()
             image = apply_style(frame, scene, style, look)
             t3 = time.perf_counter()
-            encode_png(image), encode_png(frame.label)
+            encode_png(image, compress_image(style)), encode_png(frame.label)
             t4 = time.perf_counter()
             if index >= 0:
                 for key, dt in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):

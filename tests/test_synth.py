@@ -13,8 +13,8 @@ from syn2real.config import DatasetConfig
 from syn2real.data import build_dataset
 from syn2real.errors import ConfigError, DataError
 from syn2real.labels import C, CITYSCAPES19
-from syn2real.synth import Knobs, render, render_dataset, render_frame, sample_scene, write_preview
-from syn2real.synth.camera import Camera
+from syn2real.synth import Knobs, render, render_dataset, render_frame, sample_scene, styles, textures, write_preview
+from syn2real.synth.camera import NEAR, Camera, clip_near
 from syn2real.synth.objects import box, pole
 from syn2real.synth.scene import Scene
 from syn2real.synth.writer import frame_generators
@@ -164,3 +164,80 @@ def test_preview_contact_sheet(tmp_path):
     root = render_dataset(tmp_path / "ds", 3, SMALL, "synthetic", seed=0, workers=1, progress=False)
     sheet = cv2.imread(str(write_preview(root, tmp_path / "preview.png", n=3)))
     assert sheet.shape[1] == 2 * SMALL[0] and sheet.shape[0] == 3 * (SMALL[1] + 4)
+
+
+def test_drawing_order_changes_nothing():
+    # Facets are z-buffered nearest first with a never-cleared id scratch; any input order must give the
+    # same picture, labels and depth.
+    geometry, _ = frame_generators(4, "train", 0)
+    scene = sample_scene(256, 128, geometry)
+    forward = render(scene)
+    backward = render(Scene(scene.camera, scene.environment, scene.ground, scene.objects[::-1]))
+    assert np.array_equal(forward.label, backward.label)
+    assert np.array_equal(forward.colour, backward.colour)
+    assert np.array_equal(forward.depth, backward.depth)
+
+
+def test_near_plane_clipping_keeps_the_part_in_front():
+    # A square reaching from 1 m behind the camera to 1 m in front: what is kept starts at the near plane.
+    square = np.array([[-1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]])
+    behind = square + [0.0, 0.0, -5.0]  # wholly behind: nothing left
+    clipped, counts = clip_near(np.concatenate([square, behind]), [4, 4])
+    assert counts.tolist() == [4, 0]
+    expected = np.array([[1.0, 0.0, NEAR], [1.0, 0.0, 1.0], [-1.0, 0.0, 1.0], [-1.0, 0.0, NEAR]])
+    assert np.allclose(clipped, expected)
+
+
+def test_fused_style_passes_equal_the_plain_colour_chain():
+    rng = np.random.default_rng(0)
+    colour = rng.random((16, 24, 3), dtype=np.float32)
+    texture = rng.uniform(0.5, 1.5, (16, 24)).astype(np.float32)
+    keep = rng.random((16, 24), dtype=np.float32)
+    vignette = rng.uniform(0.8, 1.0, (16, 24)).astype(np.float32)
+    haze, offset = np.array([0.7, 0.75, 0.8]), np.array([0.02, 0.03, 0.01])
+    matrix = styles._saturation(0.7) * np.array([1.1, 1.0, 0.9])[:, None]
+    # Texture, haze, colour transform and vignetting one after the other, in float64.
+    plain = colour * texture[..., None]
+    plain = plain * keep[..., None] + (1 - keep[..., None]) * haze
+    plain = (plain @ matrix.T + offset) * vignette[..., None]
+    expected = np.clip(np.rint(plain * 255), 0, 255)
+    fused = styles._compose(colour, matrix, offset, haze, texture * keep, keep, vignette)
+    assert np.abs(fused.astype(int) - expected).max() <= 1
+
+
+def test_sensor_noise_table_is_the_tone_curve_around_zero_noise():
+    codes = styles._noise_codes(8, 8)
+    noise = (codes.astype(float) - (styles._NOISE_LEVELS - 1) / 2) * 2 * styles._NOISE_RANGE / (styles._NOISE_LEVELS - 1)
+    assert abs(noise.mean()) < 0.05 and 0.9 < noise.std() < 1.1  # in units of the noise's own sigma
+    table = styles._sensor_table(0.0, 0.8).reshape(256, styles._NOISE_LEVELS)
+    curve = np.rint((np.arange(256) / 255.0) ** 0.8 * 255)
+    assert np.abs(table.astype(int) - curve[:, None]).max() <= 1  # no noise: every code gives the curve
+    noisy = styles._sensor_table(0.025, 1.0).reshape(256, styles._NOISE_LEVELS)
+    assert (np.diff(noisy[128].astype(int)) >= 0).all() and noisy[128, -1] - noisy[128, 0] > 20
+
+
+def test_texture_atlas_samples_each_materials_own_map():
+    # One remap over the atlas must equal sampling each material's detail map on its own (wrapping included).
+    rng = np.random.default_rng(1)
+    materials = np.array(list(textures.TEXTURES), np.uint8)
+    material = rng.choice(materials, (8, 32)).astype(np.uint8)
+    tex_u = rng.uniform(-40, 40, (8, 32)).astype(np.float32)
+    tex_v = rng.uniform(-40, 40, (8, 32)).astype(np.float32)
+    depth = np.zeros((8, 32), np.float32)  # near: full strength
+    factor = textures.texture_factor(material, tex_u, tex_v, depth)
+    for mat in materials:
+        tex = textures.TEXTURES[textures.Material(mat)]
+        detail = textures.detail_map(tex.photo)
+        texels = np.float32(detail.shape[0] / 2 / tex.metres)
+        sample = cv2.remap(detail, tex_u * texels, tex_v * texels, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+        where = material == mat
+        assert np.allclose(factor[where], (1 + (sample - 1) * tex.strength)[where], atol=2e-3)
+
+
+def test_pixel_rays_lead_back_to_their_pixels():
+    camera = Camera(40, 24, fov_deg=63, position=(1.0, 1.3, -2.0), yaw_deg=12, pitch_deg=-4, roll_deg=2)
+    rays = np.stack([camera.ray_dot_map(axis) for axis in np.eye(3)], axis=-1).reshape(-1, 3)
+    points = camera.origin + rays * 7.5  # 7.5 m along the optical axis
+    assert np.allclose(camera.to_camera(points)[:, 2], 7.5, atol=1e-4)
+    pixels = np.stack(np.meshgrid(np.arange(40), np.arange(24)), axis=-1).reshape(-1, 2)
+    assert np.allclose(camera.project(points), pixels, atol=1e-3)

@@ -84,29 +84,49 @@ class Camera:
         a, b, c = coeffs
         return np.maximum(np.float32(a) * u + (np.float32(b) * v + np.float32(c)), 0).astype(np.float32)
 
-    def pixel_rays_world(self) -> np.ndarray:
-        """(H, W, 3) world directions of the pixel rays, scaled so their camera z component is 1."""
+    def ray_dot(self, direction: np.ndarray) -> tuple[float, float, float]:
+        """(a, b, c) with (ray . direction) = a*u + b*v + c at pixel (u, v).
+
+        The ray of a pixel is its world direction scaled to unit camera z, so a point at depth z along it is
+        origin + z * ray. Its world components are affine in the pixel coordinates, so per-pixel ray products
+        cost one outer sum of a row and a column instead of an (H, W, 3) array.
+        """
         f = self.focal
         cx, cy = self.centre
-        u = (np.arange(self.width, dtype=np.float32) - cx) / f
-        v = (np.arange(self.height, dtype=np.float32) - cy) / f
-        rays = np.empty((self.height, self.width, 3), np.float32)
-        rays[..., 0] = u[None, :]
-        rays[..., 1] = v[:, None]
-        rays[..., 2] = 1.0
-        return rays @ self.rotation.astype(np.float32)
+        right, down, forward = self.rotation @ np.asarray(direction, np.float64)
+        return float(right / f), float(down / f), float(forward - right * cx / f - down * cy / f)
+
+    def ray_dot_map(self, direction: np.ndarray, x0: int = 0, y0: int = 0, x1: int | None = None,
+                    y1: int | None = None) -> np.ndarray:
+        """(H, W) float32 ray . direction over the pixel box [x0, x1) x [y0, y1) (the whole picture by default)."""
+        a, b, c = self.ray_dot(direction)
+        x1 = self.width if x1 is None else x1
+        y1 = self.height if y1 is None else y1
+        u = np.arange(x0, x1, dtype=np.float32) * np.float32(a)
+        v = np.arange(y0, y1, dtype=np.float32)[:, None] * np.float32(b) + np.float32(c)
+        return u + v
 
 
-def clip_near(cam_points: np.ndarray, near: float = NEAR) -> np.ndarray:
-    """Clip a polygon in camera coordinates to z >= near (Sutherland-Hodgman against one plane)."""
-    out = []
-    count = len(cam_points)
-    for i in range(count):
-        cur, nxt = cam_points[i], cam_points[(i + 1) % count]
-        cur_in, nxt_in = cur[2] >= near, nxt[2] >= near
-        if cur_in:
-            out.append(cur)
-        if cur_in != nxt_in:
-            t = (near - cur[2]) / (nxt[2] - cur[2])
-            out.append(cur + t * (nxt - cur))
-    return np.asarray(out, np.float64).reshape(-1, 3)
+def clip_near(cam_points: np.ndarray, counts: np.ndarray, near: float = NEAR) -> tuple[np.ndarray, np.ndarray]:
+    """Clip polygons in camera coordinates to z >= near: (stacked corners, corners per polygon) of the result.
+
+    Sutherland-Hodgman against one plane, for every polygon at once: each edge (corner -> next corner) keeps
+    its corner if that is in front, then the crossing point if the edge crosses the plane.
+    `cam_points` are the polygons' corners stacked, `counts` how many belong to each.
+    """
+    counts = np.asarray(counts, np.int64)
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    following = np.arange(1, len(cam_points) + 1)
+    following[ends - 1] = starts
+    cur, nxt = cam_points, cam_points[following]
+    cur_in, nxt_in = cur[:, 2] >= near, nxt[:, 2] >= near
+    candidates = np.empty((len(cur), 2, 3))
+    candidates[:, 0] = cur
+    with np.errstate(divide="ignore", invalid="ignore"):  # (edges that do not cross: their point is unused)
+        t = (near - cur[:, 2]) / (nxt[:, 2] - cur[:, 2])
+        candidates[:, 1] = cur + t[:, None] * (nxt - cur)
+    keep = np.empty((len(cur), 2), bool)
+    keep[:, 0] = cur_in
+    keep[:, 1] = cur_in != nxt_in
+    return candidates.reshape(-1, 3)[keep.ravel()], np.add.reduceat(keep.sum(axis=1), starts)

@@ -18,7 +18,7 @@ from syn2real.labels import C
 from syn2real.synth import objects as obj
 from syn2real.synth.camera import Camera
 from syn2real.synth.scene import (Colour, Environment, Facet, Grid, Material, Part, Scene, ground_polygon,
-                                  prism, rect_uv)
+                                  on_ground, prism, rect_uv, uniform)
 
 KERB_HEIGHT = 0.12
 
@@ -64,6 +64,18 @@ class Knobs:
 # ---- road centreline ----------------------------------------------------------------------------------------
 
 
+def _clip(value: float, low: float, high: float) -> float:
+    return float(min(max(value, low), high))
+
+
+def _unit_cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a x b scaled to unit length (np.cross is slow on single vectors)."""
+    (ax, ay, az), (bx, by, bz) = a.tolist(), b.tolist()
+    x, y, z = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
+    n = math.sqrt(x * x + y * y + z * z)
+    return np.array([x / n, y / n, z / n])
+
+
 class Road:
     """Centreline straight along +z up to `bend_start`, then a constant-curvature arc (heading capped at ~90 deg)."""
 
@@ -77,6 +89,8 @@ class Road:
         at0 = int(np.searchsorted(self.s, 0.0))
         self.x, self.z = x - x[at0], z - z[at0]
         self.s_min, self.s_max = s_min, s_max
+        # Plain-float copies for single points (NumPy scalars are slow in arithmetic).
+        self._table = list(zip(self.s.tolist(), self.x.tolist(), self.z.tolist(), self.heading.tolist()))
 
     def heading_at(self, s) -> np.ndarray:
         return np.interp(s, self.s, self.heading)
@@ -84,31 +98,49 @@ class Road:
     def xz(self, s, d) -> np.ndarray:
         """Road coordinates -> world (x, z), broadcasting s and d."""
         if np.ndim(s) == 0 and np.ndim(d) == 0:  # the common case, without array overheads
-            i = min(max(int(s - self.s_min), 0), len(self.s) - 2)
-            t = min(max(s - self.s[i], 0.0), 1.0)
-            h = self.heading[i] + t * (self.heading[i + 1] - self.heading[i])
-            x = self.x[i] + t * (self.x[i + 1] - self.x[i]) + d * math.cos(h)
-            z = self.z[i] + t * (self.z[i + 1] - self.z[i]) - d * math.sin(h)
-            return np.array([x, z])
-        s, d = np.broadcast_arrays(np.asarray(s, np.float64), np.asarray(d, np.float64))
+            return np.array(self.point(float(s), float(d)))
+        s, d = np.asarray(s, np.float64), np.asarray(d, np.float64)
+        if s.shape != d.shape:
+            s, d = np.broadcast_arrays(s, d)
         h = self.heading_at(s)
         x = np.interp(s, self.s, self.x) + d * np.cos(h)
         z = np.interp(s, self.s, self.z) - d * np.sin(h)
         return np.stack([x, z], axis=-1)
 
+    def station(self, s: float) -> tuple[float, float, float, float]:
+        """Centreline point and heading at s in plain floats: (x, z, cos heading, sin heading)."""
+        i = min(max(int(s - self.s_min), 0), len(self._table) - 2)
+        s0, x0, z0, h0 = self._table[i]
+        _, x1, z1, h1 = self._table[i + 1]
+        t = min(max(s - s0, 0.0), 1.0)
+        h = h0 + t * (h1 - h0)
+        return x0 + t * (x1 - x0), z0 + t * (z1 - z0), math.cos(h), math.sin(h)
+
+    def point(self, s: float, d: float) -> tuple[float, float]:
+        """World (x, z) of one road point, in plain floats."""
+        x, z, cos, sin = self.station(s)
+        return x + d * cos, z - d * sin
+
     def world(self, s: float, d: float, y: float = 0.0) -> np.ndarray:
-        x, z = self.xz(s, d)
+        x, z = self.point(float(s), float(d))
         return np.array([x, y, z])
 
     def samples(self, s0: float, s1: float) -> np.ndarray:
         """Stations from s0 to s1, every 3 m along the bend and only the ends on the straight."""
-        inner = np.arange(max(self.bend_start, s0), s1, 3.0) if self.curvature else np.empty(0)
-        return np.unique(np.concatenate([[s0, s1], inner[(inner > s0) & (inner < s1)]]))
+        if s0 >= s1 or not self.curvature or s1 <= self.bend_start:
+            return np.array(sorted({s0, s1}), np.float64)
+        inner = np.arange(max(self.bend_start, s0), s1, 3.0)
+        return np.concatenate([[s0], inner[inner > s0], [s1]])
 
     def strip(self, s0: float, s1: float, d0: float, d1: float) -> np.ndarray:
         """(k, 2) world polygon of the band between laterals d0 and d1 from s0 to s1."""
         s = self.samples(s0, s1)
-        return np.concatenate([self.xz(s, d0), self.xz(s[::-1], d1)])
+        x, z, h = (np.interp(s, self.s, table) for table in (self.x, self.z, self.heading))
+        cos, sin = np.cos(h), np.sin(h)
+        out = np.empty((2 * len(s), 2))
+        out[:len(s), 0], out[:len(s), 1] = x + d0 * cos, z - d0 * sin
+        out[len(s):, 0], out[len(s):, 1] = (x + d1 * cos)[::-1], (z - d1 * sin)[::-1]
+        return out
 
 
 # ---- colours ---------------------------------------------------------------------------------------------
@@ -122,9 +154,9 @@ class Palette:
 
     def vary(self, colour: Colour, amount: float = 0.08) -> Colour:
         a = amount * self.jitter
-        r = self.rng.random(4)
-        scale = 1 + a * (2 * r[0] - 1)
-        return tuple(min(max(c * scale + a * (r[i + 1] - 0.5), 0.0), 1.0) for i, c in enumerate(colour))
+        r0, r1, r2, r3 = self.rng.random(4).tolist()
+        scale = 1 + a * (2 * r0 - 1)
+        return tuple(min(max(c * scale + a * (r - 0.5), 0.0), 1.0) for c, r in zip(colour, (r1, r2, r3)))
 
     def pick(self, colours: list[Colour], amount: float = 0.08) -> Colour:
         return self.vary(colours[self.rng.integers(len(colours))], amount)
@@ -190,38 +222,41 @@ class StreetBuilder:
         self.width, self.height = width, height
 
     def u(self, lohi: tuple[float, float]) -> float:
-        return float(self.rng.uniform(*lohi))
+        return float(uniform(self.rng, *lohi))
 
     # -- the layout ---------------------------------------------------------------------------------------
 
     def build(self) -> Scene:
         rng, knobs = self.rng, self.knobs
         bend = rng.random() < knobs.curve_prob
-        bend_start = float(rng.uniform(20, 90)) if bend else 1e9
-        curvature = float(rng.choice([-1, 1]) * rng.uniform(1 / 220, 1 / 45)) if bend else 0.0
+        bend_start = float(uniform(rng, 20, 90)) if bend else 1e9
+        curvature = float(rng.choice([-1, 1]) * uniform(rng, 1 / 220, 1 / 45)) if bend else 0.0
         self.road = Road(bend_start, curvature)
         lanes = int(rng.choice([2, 2, 2, 3, 4]))
-        self.lane_width = float(rng.uniform(2.9, 3.6))
+        self.lane_width = float(uniform(rng, 2.9, 3.6))
         self.lanes = lanes
         self.traffic_side = -1 if rng.random() < knobs.left_hand_traffic_prob else 1
         self.sides = {}
         for sign in (-1, 1):
             parking = rng.random() < 0.55
-            carriage = lanes * self.lane_width / 2 + (rng.uniform(1.9, 2.4) if parking else 0.0)
-            setback = 0.0 if rng.random() < 0.5 else float(rng.uniform(1.0, 7.0))
+            carriage = lanes * self.lane_width / 2 + (uniform(rng, 1.9, 2.4) if parking else 0.0)
+            setback = 0.0 if rng.random() < 0.5 else float(uniform(rng, 1.0, 7.0))
             self.sides[sign] = Side(
-                sign=sign, kerb=carriage, verge=float(rng.uniform(1.0, 3.0)) if rng.random() < 0.2 else 0.0,
-                pavement=float(rng.uniform(2.0, 5.0)), setback=setback,
+                sign=sign, kerb=carriage, verge=float(uniform(rng, 1.0, 3.0)) if rng.random() < 0.2 else 0.0,
+                pavement=float(uniform(rng, 2.0, 5.0)), setback=setback,
                 front="grass" if rng.random() < 0.5 else "paving",
                 boundary=str(rng.choice(["none", "railing", "panel", "wall", "hedge"], p=[0.2, 0.3, 0.15, 0.15, 0.2]))
                 if setback > 0 else ("railing" if rng.random() < 0.3 * knobs.density else "none"),
                 parking=parking, trees=rng.random() < 0.6 * knobs.density, lights=rng.random() < 0.7)
         self.junctions = self._junctions(bend_start)
-        self.district_height = float(rng.uniform(5, 15))
+        self.district_height = float(uniform(rng, 5, 15))
         self.facade_palette = [self.palette.pick(FACADES, 0.12) for _ in range(3)]
 
         camera = self._camera()
         self.camera = camera
+        self._eye = camera.origin.tolist()
+        self._rotation = camera.rotation.tolist()
+        self._slope = self.width / 2 / camera.focal
         self.environment = self._environment()
         self._ground()
         for side in self.sides.values():
@@ -240,12 +275,12 @@ class StreetBuilder:
         if rng.random() >= self.knobs.junction_prob:
             return out
         last = min(bend_start - 15, 140.0)
-        s = float(rng.uniform(12, 45))
+        s = float(uniform(rng, 12, 45))
         while s < last and len(out) < 2:
             r = rng.random()
             signs = (-1,) if r < 0.35 else (1,) if r < 0.7 else (-1, 1)
-            out.append(Junction(s, float(rng.uniform(6.0, 10.0)), float(rng.uniform(1.8, 3.5)), signs))
-            s += float(rng.uniform(40, 90))
+            out.append(Junction(s, float(uniform(rng, 6.0, 10.0)), float(uniform(rng, 1.8, 3.5)), signs))
+            s += float(uniform(rng, 40, 90))
         return out
 
     def _camera(self) -> Camera:
@@ -264,26 +299,26 @@ class StreetBuilder:
         haze_distance = float(3000 * (150 / 3000) ** haze)
         seed = int(rng.integers(2**31))
         if rng.random() < k.overcast_prob:
-            grey = float(rng.uniform(0.72, 0.92))
+            grey = float(uniform(rng, 0.72, 0.92))
             tint = rng.uniform(-0.03, 0.03, 3)
             sky = tuple(float(v) for v in np.clip(grey + tint, 0, 1))
             return Environment(sun_direction=np.array([0.3, 0.8, 0.5]), sun_strength=0.0,
-                               ambient=tuple(float(v) for v in np.clip(rng.uniform(0.85, 1.05) + tint, 0, 1.2)),
+                               ambient=tuple(float(v) for v in np.clip(uniform(rng, 0.85, 1.05) + tint, 0, 1.2)),
                                sky_zenith=tuple(float(v) * 0.9 for v in sky), sky_horizon=sky,
-                               cloud_cover=float(rng.uniform(0.6, 1.0)),
-                               cloud_colour=tuple(float(v) * rng.uniform(0.85, 1.05) for v in sky),
+                               cloud_cover=float(uniform(rng, 0.6, 1.0)),
+                               cloud_colour=tuple(float(v) * uniform(rng, 0.85, 1.05) for v in sky),
                                haze_colour=sky, haze_distance=haze_distance, seed=seed)
         elevation = math.radians(self.u(k.sun_elevation_deg))
-        azimuth = float(rng.uniform(0, 2 * math.pi))
+        azimuth = float(uniform(rng, 0, 2 * math.pi))
         sun = np.array([math.cos(elevation) * math.sin(azimuth), math.sin(elevation),
                         math.cos(elevation) * math.cos(azimuth)])
         warm = float(np.clip(1 - elevation / math.radians(35), 0, 1))  # low sun is warmer
         sun_colour = (1.0, 0.93 - 0.15 * warm, 0.82 - 0.3 * warm)
-        zenith = (float(rng.uniform(0.2, 0.45)), float(rng.uniform(0.42, 0.62)), float(rng.uniform(0.75, 0.95)))
+        zenith = (float(uniform(rng, 0.2, 0.45)), float(uniform(rng, 0.42, 0.62)), float(uniform(rng, 0.75, 0.95)))
         horizon = tuple(float(v) for v in np.clip(np.asarray(zenith) * 0.4 + 0.55 + 0.05 * warm * np.array([1, 0, -1]), 0, 1))
-        return Environment(sun_direction=sun, sun_colour=sun_colour, sun_strength=float(rng.uniform(0.45, 0.7)),
-                           ambient=tuple(float(v) for v in rng.uniform(0.45, 0.6) * np.array([0.95, 0.98, 1.05])),
-                           sky_zenith=zenith, sky_horizon=horizon, cloud_cover=float(rng.uniform(0.0, 0.6)),
+        return Environment(sun_direction=sun, sun_colour=sun_colour, sun_strength=float(uniform(rng, 0.45, 0.7)),
+                           ambient=tuple(float(v) for v in uniform(rng, 0.45, 0.6) * np.array([0.95, 0.98, 1.05])),
+                           sky_zenith=zenith, sky_horizon=horizon, cloud_cover=float(uniform(rng, 0.0, 0.6)),
                            haze_colour=horizon, haze_distance=haze_distance, seed=seed)
 
     # -- ground ---------------------------------------------------------------------------------------------
@@ -350,7 +385,7 @@ class StreetBuilder:
         gaps = [j.mouth for j in self.junctions]
 
         def dashed(d: float, dash: float, period: float, width: float = 0.12, colour: Colour = white) -> None:
-            offset = float(rng.uniform(0, period))
+            offset = float(uniform(rng, 0, period))
             starts = np.array([s for s in np.arange(-10 + offset, horizon, period)
                                if not any(g0 - 2 < s < g1 + 2 for g0, g1 in gaps)])
             if len(starts) == 0:
@@ -359,13 +394,13 @@ class StreetBuilder:
             corner_s = (starts[:, None] + np.array([0.0, dash, dash, 0.0])).ravel()
             corner_d = np.tile(d + np.array([-1, -1, 1, 1]) * width / 2, len(starts))
             xz = road.xz(corner_s, corner_d)
-            world = np.column_stack([xz[:, 0], np.zeros(len(xz)), xz[:, 1]]).reshape(-1, 4, 3)
+            world = on_ground(xz, 0.0).reshape(-1, 4, 3)
             parts.extend(Part(quad, colour, Material.MARKING) for quad in world)
 
         def solid(d: float, width: float, colour: Colour) -> None:
             for a, b in self._pieces(-10, horizon, gaps):
                 pts = road.strip(a, b, d - width / 2, d + width / 2)
-                parts.append(Part(np.column_stack([pts[:, 0], np.zeros(len(pts)), pts[:, 1]]), colour,
+                parts.append(Part(on_ground(pts, 0.0), colour,
                                   Material.MARKING, convex=False))
 
         half = self.lanes // 2
@@ -387,12 +422,12 @@ class StreetBuilder:
                 if rng.random() < 0.5:
                     solid(sg * (side.kerb - 0.55), 0.1, yellow)
         if self.rng.random() < 0.35:  # arrows in the camera's lane
-            s = float(rng.uniform(8, 30))
+            s = float(uniform(rng, 8, 30))
             d = self.camera_d
             shaft = road.strip(s, s + 3.5, d - 0.12, d + 0.12)
             head = np.array([road.xz(s + 3.5, d - 0.5), road.xz(s + 3.5, d + 0.5), road.xz(s + 5.5, d)])
             for pts in (shaft, head):
-                parts.append(Part(np.column_stack([pts[:, 0], np.zeros(len(pts)), pts[:, 1]]), white,
+                parts.append(Part(on_ground(pts, 0.0), white,
                                   Material.MARKING, convex=True))
         self.zebras = []
         for j in self.junctions:
@@ -402,7 +437,7 @@ class StreetBuilder:
                 left, right = -self.sides[-1].kerb, self.sides[1].kerb
                 for d in np.arange(left + 0.4, right - 0.4, 1.0):
                     pts = road.strip(s0, s0 + 3.0, d, d + 0.5)
-                    parts.append(Part(np.column_stack([pts[:, 0], np.zeros(len(pts)), pts[:, 1]]), white,
+                    parts.append(Part(on_ground(pts, 0.0), white,
                                       Material.MARKING, convex=True))
             for sg in j.signs:  # give-way line across the side road's mouth
                 x = sg * (self.sides[sg].kerb + 0.6)
@@ -421,7 +456,7 @@ class StreetBuilder:
             for a, b in self._pieces(start, min(end, 400.0), self._gaps(sg)):
                 s = road.samples(a, b)
                 edge = road.xz(s, sg * side.kerb)
-                lo = np.column_stack([edge[:, 0], np.zeros(len(s)), edge[:, 1]])
+                lo = on_ground(edge, 0.0)
                 hi = lo + [0, KERB_HEIGHT, 0]
                 parts.append(Part(np.concatenate([lo, hi[::-1]]), stone, Material.CONCRETE, convex=False))
         for j in self.junctions:
@@ -436,44 +471,49 @@ class StreetBuilder:
 
     def _footprint(self, s0: float, s1: float, d0: float, d1: float) -> np.ndarray:
         """Corners (front-start, front-end, back-end, back-start) of a lot in world x/z."""
-        return self.road.xz(np.array([s0, s1, s1, s0]), np.array([d0, d0, d1, d1]))
+        (xa, za, ca, sa), (xb, zb, cb, sb) = self.road.station(s0), self.road.station(s1)
+        return np.array([[xa + d0 * ca, za - d0 * sa], [xb + d0 * cb, zb - d0 * sb], [xb + d1 * cb, zb - d1 * sb],
+                         [xa + d1 * ca, za - d1 * sa]])
 
     def _sees(self, centre: np.ndarray, radius: float) -> bool:
         """Whether a sphere can show in the picture (a cheap test before building what is in it)."""
-        c = self.camera.to_camera(np.asarray(centre, np.float64)[None])[0]
-        if c[2] < -radius:
+        x, y, z = (float(v) for v in centre)
+        ox, oy, oz = self._eye
+        (r0, r1, r2), _, (f0, f1, f2) = self._rotation
+        depth = f0 * (x - ox) + f1 * (y - oy) + f2 * (z - oz)
+        if depth < -radius:
             return False
-        slope = self.width / 2 / self.camera.focal
-        return abs(c[0]) - radius < (max(c[2], 0) + radius) * slope * 1.05 + radius
+        across = r0 * (x - ox) + r1 * (y - oy) + r2 * (z - oz)
+        return abs(across) - radius < (max(depth, 0) + radius) * self._slope * 1.05 + radius
 
     def _building(self, fp: np.ndarray, height: float, base_y: float = 0.0, windows: bool = True) -> None:
         """A building on a footprint whose first edge is its street front."""
         rng, pal = self.rng, self.palette
-        radius = float(np.linalg.norm(fp.max(axis=0) - fp.min(axis=0))) / 2 + height / 2
-        centre = fp.mean(axis=0)
-        if not self._sees(np.array([centre[0], height / 2, centre[1]]), radius):
+        corners = fp.tolist()  # (plain floats: NumPy calls on four points cost more than the arithmetic)
+        xs, zs = [x for x, _ in corners], [z for _, z in corners]
+        radius = math.hypot(max(xs) - min(xs), max(zs) - min(zs)) / 2 + height / 2
+        if not self._sees((sum(xs) / len(xs), height / 2, sum(zs) / len(zs)), radius):
             return
         colour = pal.vary(self.facade_palette[rng.integers(3)] if rng.random() < 0.7 else pal.pick(FACADES, 0.15), 0.06)
         material = Material.BRICK if colour[0] > colour[2] + 0.12 and rng.random() < 0.8 else Material.CONCRETE
         facets = prism(fp, base_y, height, C["building"], colour, material)
-        front_len = float(np.linalg.norm(fp[1] - fp[0]))
+        (x0, z0), (x1, z1), (x2, z2), (x3, z3) = corners[:4]
+        front_len = math.hypot(x1 - x0, z1 - z0)
         if windows and front_len > 2.5:
             # The prism's first side face runs along the footprint's first edge: the street front.
             self._facade(facets[0], front_len, height - base_y, colour)
-            side_len = float(np.linalg.norm(fp[2] - fp[1]))
+            side_len = math.hypot(x2 - x1, z2 - z1)
             for face in (facets[1], facets[3]):
                 if rng.random() < 0.4:
                     self._facade(face, side_len, height - base_y, colour, shop=False)
         if rng.random() < 0.45:  # pitched roof rising back from the street front
-            rise = float(rng.uniform(1.5, 4.0))
-            depth_dir = (fp[3] - fp[0]) / max(np.linalg.norm(fp[3] - fp[0]), 1e-6)
-            ridge = min(float(np.linalg.norm(fp[3] - fp[0])) / 2, 5.0)
-            a = np.array([fp[0][0], height, fp[0][1]])
-            b = np.array([fp[1][0], height, fp[1][1]])
-            off = np.array([depth_dir[0] * ridge, rise, depth_dir[1] * ridge])
-            roof = np.array([a, b, b + off, a + off])
-            normal = np.cross(b - a, off)
-            normal /= np.linalg.norm(normal)
+            rise = float(uniform(rng, 1.5, 4.0))
+            depth = math.hypot(x3 - x0, z3 - z0)
+            ridge = min(depth / 2, 5.0)
+            dx, dz = (x3 - x0) / max(depth, 1e-6) * ridge, (z3 - z0) / max(depth, 1e-6) * ridge
+            roof = np.array([[x0, height, z0], [x1, height, z1], [x1 + dx, height + rise, z1 + dz],
+                             [x0 + dx, height + rise, z0 + dz]])
+            normal = _unit_cross(roof[1] - roof[0], roof[3] - roof[0])
             if normal[1] < 0:
                 normal = -normal
             facets.append(Facet(C["building"], [Part(roof, pal.pick(ROOFS), Material.CONCRETE)], normal))
@@ -481,24 +521,30 @@ class StreetBuilder:
 
     def _add(self, facets: list[Facet]) -> None:
         """Keep the facets that can face the camera (closed solids' back faces never show)."""
-        eye = self.camera.origin
-        self.objects += [f for f in facets if not f.cull or float(f.normal @ (eye - f.anchor)) > 0]
+        ex, ey, ez = self._eye
+        for f in facets:
+            if f.cull:
+                (nx, ny, nz), (ax, ay, az) = f.normal.tolist(), f.parts[0].points[0].tolist()
+                if nx * (ex - ax) + ny * (ey - ay) + nz * (ez - az) <= 0:
+                    continue
+            self.objects.append(f)
 
     def _facade(self, face: Facet, length: float, height: float, wall: Colour, shop: bool = True) -> None:
         """A window grid on a prism face (bottom a, bottom b, top b, top a) and maybe a shop front and door."""
         rng = self.rng
         bl, br, _, _ = face.parts[0].points
-        along = (br - bl) / max(np.linalg.norm(br - bl), 1e-9)
+        along = (br - bl) / max(math.dist(br.tolist(), bl.tolist()), 1e-9)
+        # Face coordinates (u along, v up) -> world: [u, v] @ axes + bl.
+        axes = np.array([along, [0.0, 1.0, 0.0]])
 
         def place(u0, v0, u1, v1, colour, material):
-            uv = rect_uv(u0, v0, u1, v1)
-            return Part(bl + uv[:, :1] * along + uv[:, 1:2] * np.array([0.0, 1.0, 0.0]), colour, material)
+            return Part(rect_uv(u0, v0, u1, v1) @ axes + bl, colour, material)
 
-        floor_h = float(rng.uniform(2.9, 3.6))
-        spacing = float(rng.uniform(2.2, 3.8))
-        win_w = float(rng.uniform(0.8, min(1.8, spacing - 0.5)))
-        win_h = float(rng.uniform(1.1, min(2.0, floor_h - 0.9)))
-        tone = float(rng.uniform(0.1, 0.35))
+        floor_h = float(uniform(rng, 2.9, 3.6))
+        spacing = float(uniform(rng, 2.2, 3.8))
+        win_w = float(uniform(rng, 0.8, min(1.8, spacing - 0.5)))
+        win_h = float(uniform(rng, 1.1, min(2.0, floor_h - 0.9)))
+        tone = float(uniform(rng, 0.1, 0.35))
         glass = (tone * 0.9, tone, tone * 1.15)
         columns = max(int((length - 0.8) / spacing), 1)
         margin = (length - columns * spacing) / 2
@@ -520,7 +566,7 @@ class StreetBuilder:
         rng = self.rng
         sg = side.sign
         clear = [j.clear for j in self.junctions if sg in j.signs]
-        s = float(-25 + rng.uniform(0, 8))
+        s = float(-25 + uniform(rng, 0, 8))
         end = self.knobs.max_distance
         line = side.building_line
         while s < end:
@@ -531,33 +577,33 @@ class StreetBuilder:
             nxt = min((a for a, b in clear if a > s), default=1e9)
             r = rng.random()
             if r < 0.66:  # a building (a terrace of narrow houses or a bigger block)
-                length = float(min(rng.uniform(5.5, 28.0), nxt - s - 0.5))
+                length = float(min(uniform(rng, 5.5, 28.0), nxt - s - 0.5))
                 if length < 3:
                     s = nxt
                     continue
-                setback = line + (float(rng.uniform(0, 1.5)) if rng.random() < 0.3 else 0.0)
-                depth = float(rng.uniform(8, 18))
-                height = float(np.clip(rng.normal(self.district_height, 3.5), 3.5, 35))
+                setback = line + (float(uniform(rng, 0, 1.5)) if rng.random() < 0.3 else 0.0)
+                depth = float(uniform(rng, 8, 18))
+                height = _clip(rng.normal(self.district_height, 3.5), 3.5, 35)
                 self._building(self._footprint(s, s + length, sg * setback, sg * (setback + depth)), height)
                 self._boundary(side, s, s + length)
-                s += length + (float(rng.uniform(1.0, 8.0)) if rng.random() < 0.3 else 0.0)
+                s += length + (float(uniform(rng, 1.0, 8.0)) if rng.random() < 0.3 else 0.0)
             elif r < 0.84:  # a park or garden: grass, trees, a fence or hedge
-                length = float(min(rng.uniform(12, 45), nxt - s - 0.5))
+                length = float(min(uniform(rng, 12, 45), nxt - s - 0.5))
                 if length > 2:
                     self._boundary(side, s, s + length, force=True)
                     for _ in range(int(length / 7 * self.knobs.density) + 1):
-                        ts, td = float(rng.uniform(s, s + length)), sg * (line + rng.uniform(1, 14))
+                        ts, td = float(uniform(rng, s, s + length)), sg * (line + uniform(rng, 1, 14))
                         self._tree(ts, td)
                     if rng.random() < 0.6:  # buildings further back
                         fp = self._footprint(s, s + length, sg * (line + 18), sg * (line + 30))
-                        self._building(fp, float(rng.uniform(6, 20)), windows=False)
+                        self._building(fp, float(uniform(rng, 6, 20)), windows=False)
                 s += max(length, 2.0)
             else:  # a yard behind a wall
-                length = float(min(rng.uniform(6, 20), nxt - s - 0.5))
+                length = float(min(uniform(rng, 6, 20), nxt - s - 0.5))
                 if length > 2:
-                    self._wall(sg * (side.pavement_out + 0.2), s, s + length, float(rng.uniform(1.4, 2.6)))
+                    self._wall(sg * (side.pavement_out + 0.2), s, s + length, float(uniform(rng, 1.4, 2.6)))
                     if rng.random() < 0.5:
-                        self._tree(float(rng.uniform(s, s + length)), sg * (line + rng.uniform(3, 8)))
+                        self._tree(float(uniform(rng, s, s + length)), sg * (line + uniform(rng, 3, 8)))
                 s += max(length, 2.0)
 
     def _boundary(self, side: Side, s0: float, s1: float, force: bool = False) -> None:
@@ -570,7 +616,7 @@ class StreetBuilder:
         if kind == "railing" and side.setback < 0.5:
             d = side.sign * (side.kerb + 0.35)  # guard rail along the kerb
         if kind == "wall":
-            self._wall(d, s0, s1, float(self.rng.uniform(0.5, 1.2)))
+            self._wall(d, s0, s1, float(uniform(self.rng, 0.5, 1.2)))
         elif kind == "hedge":
             self._hedge(d, s0, s1)
         else:
@@ -593,7 +639,7 @@ class StreetBuilder:
 
     def _hedge(self, d: float, s0: float, s1: float) -> None:
         colour = self.palette.pick(FOLIAGE)
-        height = float(self.rng.uniform(0.8, 1.9))
+        height = float(uniform(self.rng, 0.8, 1.9))
         sg = 1 if d > 0 else -1
         for a, b in self._segments(s0, s1):
             fp = self._footprint(a, b, d, d + sg * 0.9)
@@ -602,9 +648,9 @@ class StreetBuilder:
     def _fence(self, d: float, s0: float, s1: float, kind: str) -> None:
         rng = self.rng
         colour = self.palette.pick(FENCES)
-        height = float(rng.uniform(0.9, 1.3) if kind == "railing" else rng.uniform(1.2, 2.0))
+        height = float(uniform(rng, 0.9, 1.3) if kind == "railing" else uniform(rng, 1.2, 2.0))
         for a, b in self._segments(s0, s1):
-            p0, p1 = self.road.xz(np.array([a, b]), np.array([d, d]))
+            p0, p1 = self.road.point(a, d), self.road.point(b, d)
             base = np.array([p0[0], KERB_HEIGHT, p0[1]])
             along = np.array([p1[0] - p0[0], 0.0, p1[1] - p0[1]])
             length = float(np.linalg.norm(along))
@@ -612,7 +658,7 @@ class StreetBuilder:
                 continue
             along /= length
             up = np.array([0.0, 1.0, 0.0])
-            normal = np.cross(along, up)
+            normal = np.array([-along[2], 0.0, along[0]])  # along x up
 
             def quad(u0, v0, u1, v1, c=colour):
                 uv = rect_uv(u0, v0, u1, v1)
@@ -624,14 +670,14 @@ class StreetBuilder:
                 parts += [quad(u, 0, u + 0.06, height, self.palette.vary(colour, 0.1)) for u in np.arange(0.0, length, 1.8)]
             else:  # bars every `gap` and two rails; the rest cut away
                 parts = [quad(0, 0, length, height)]
-                gap = float(rng.uniform(0.12, 0.25))
+                gap = float(uniform(rng, 0.12, 0.25))
                 grid = Grid(base.copy(), along, (0.0, length), (height - 0.07, height), (gap, height - 0.3),
                             (0.035, 0.07), cutout=True)
             self.objects.append(Facet(C["fence"], parts, normal, grid=grid))
 
     def _tree(self, s: float, d: float, base_y: float = 0.0, height: float | None = None) -> None:
-        x, z = self.road.xz(s, d)
-        if not self._sees(np.array([x, 5.0, z]), 8.0):
+        x, z = self.road.point(s, d)
+        if not self._sees((x, 5.0, z), 8.0):
             return
         bare = self.rng.random() < 0.3
         self.objects.append(obj.tree(self.camera, np.array([x, base_y, z]), self.rng, height, bare,
@@ -644,16 +690,16 @@ class StreetBuilder:
             side = self.sides[sg]
             start = side.building_line
             for z_edge, toward in ((j.mouth[0] - j.pavement, -1), (j.mouth[1] + j.pavement, 1)):
-                x = start + float(rng.uniform(0, 2))
-                setback = float(rng.uniform(0, 3)) if rng.random() < 0.4 else 0.0
+                x = start + float(uniform(rng, 0, 2))
+                setback = float(uniform(rng, 0, 3)) if rng.random() < 0.4 else 0.0
                 while x < start + 90:
-                    length = float(rng.uniform(6, 25))
-                    depth = float(rng.uniform(8, 15))
+                    length = float(uniform(rng, 6, 25))
+                    depth = float(uniform(rng, 8, 15))
                     z0 = z_edge + toward * setback
                     z1 = z0 + toward * depth
                     fp = np.array([[sg * x, z0], [sg * (x + length), z0], [sg * (x + length), z1], [sg * x, z1]])
-                    self._building(fp, float(np.clip(rng.normal(self.district_height, 3.0), 3.5, 30)))
-                    x += length + (float(rng.uniform(1, 6)) if rng.random() < 0.25 else 0.0)
+                    self._building(fp, _clip(rng.normal(self.district_height, 3.0), 3.5, 30))
+                    x += length + (float(uniform(rng, 1, 6)) if rng.random() < 0.25 else 0.0)
 
     def _far_blocks(self) -> None:
         """Plain blocks past the detailed street, so the view ends in buildings rather than empty land."""
@@ -661,11 +707,11 @@ class StreetBuilder:
         for side in self.sides.values():
             s = self.knobs.max_distance
             while s < 520:
-                length = float(rng.uniform(20, 50))
-                line = side.building_line + float(rng.uniform(0, 4))
+                length = float(uniform(rng, 20, 50))
+                line = side.building_line + float(uniform(rng, 0, 4))
                 fp = self._footprint(s, s + length, side.sign * line, side.sign * (line + 15))
-                self._building(fp, float(np.clip(rng.normal(self.district_height, 4), 4, 35)), windows=False)
-                s += length + float(rng.uniform(0, 10))
+                self._building(fp, _clip(rng.normal(self.district_height, 4), 4, 35), windows=False)
+                s += length + float(uniform(rng, 0, 10))
 
     # -- furniture, traffic, people -------------------------------------------------------------------------
 
@@ -683,31 +729,31 @@ class StreetBuilder:
                 return not any(a - 1 < s < b + 1 for a, b in gaps)
 
             if side.lights:
-                spacing = float(rng.uniform(22, 38))
-                for s in np.arange(float(rng.uniform(-5, spacing)), k.max_distance, spacing):
+                spacing = float(uniform(rng, 22, 38))
+                for s in np.arange(float(uniform(rng, -5, spacing)), k.max_distance, spacing):
                     base = self._on_pavement(side, s, 0.45)
                     if free(s) and self._sees(base + [0, 4, 0], 5.0):
                         inward = road.xz(s, 0.0) - road.xz(s, float(sg))
                         self.objects.append(obj.street_light(self.camera, base, np.array([inward[0], 0, inward[1]]), rng))
             if side.trees:
-                spacing = float(rng.uniform(7, 15)) / max(k.density, 0.1)
+                spacing = float(uniform(rng, 7, 15)) / max(k.density, 0.1)
                 offset = side.verge / 2 if side.verge > 0 else 0.9
-                for s in np.arange(float(rng.uniform(-5, spacing)), k.max_distance, spacing):
+                for s in np.arange(float(uniform(rng, -5, spacing)), k.max_distance, spacing):
                     if free(s) and rng.random() < 0.85:
                         self._tree(float(s), sg * (side.kerb + offset), KERB_HEIGHT)
             for _ in range(rng.poisson(2.6 * k.density)):  # sign posts
-                s = float(rng.uniform(4, 80))
+                s = float(uniform(rng, 4, 80))
                 base = self._on_pavement(side, s, 0.35)
                 if free(s) and self._sees(base + [0, 2, 0], 2.5):
                     facing = float(road.heading_at(s)) + toward_camera + float(rng.normal(0, 0.2))
                     self.objects += obj.traffic_sign(self.camera, base, facing, rng, plates=int(rng.integers(1, 3)))
             for _ in range(rng.poisson(0.8 * k.density)):  # bare poles, bollards
-                s = float(rng.uniform(3, 90))
+                s = float(uniform(rng, 3, 90))
                 if free(s) and self._sees(self._on_pavement(side, s, 0.3) + [0, 2, 0], 2.5):
                     tall = rng.random() < 0.6
                     self.objects.append(obj.pole(self.camera, self._on_pavement(side, s, 0.3),
-                                                 float(rng.uniform(2.5, 5.0)) if tall else 0.9,
-                                                 float(rng.uniform(0.08, 0.16)) if tall else 0.16))
+                                                 float(uniform(rng, 2.5, 5.0)) if tall else 0.9,
+                                                 float(uniform(rng, 0.08, 0.16)) if tall else 0.16))
         for j in self.junctions:  # signals at the junction, facing the camera's approach and the side road
             heading = float(road.heading_at(j.s))
             for sg in (-1, 1):
@@ -718,7 +764,7 @@ class StreetBuilder:
                         arm = None
                         if sg == self.traffic_side * -1 and rng.random() < 0.3:
                             inward = road.xz(z, 0.0) - road.xz(z, float(sg))
-                            arm = inward * float(rng.uniform(2, 4))
+                            arm = inward * float(uniform(rng, 2, 4))
                         self.objects += obj.traffic_light(self.camera, base, facing, rng, arm)
                 if sg in j.signs and rng.random() < 0.6:
                     base = road.world(j.mouth[0] - 0.5, sg * (side.kerb + 1.5), KERB_HEIGHT)
@@ -741,13 +787,13 @@ class StreetBuilder:
         if not self._sees(np.array([centre[0], 1.5, centre[1]]), {"car": 3.0, "truck": 7.0, "bus": 7.0}.get(kind, 17.0)):
             return
         if kind == "car":
-            self._add(obj.car(centre, heading, rng))
+            self._add(obj.car(centre, heading, rng, eye=self.camera.origin))
         elif kind == "truck":
             self._add(obj.truck(centre, heading, rng))
         elif kind == "bus":
             self._add(obj.bus(centre, heading, rng))
         elif kind == "tram":
-            self._add(obj.bus(centre, heading, rng, label=C["train"], length=float(rng.uniform(18, 30))))
+            self._add(obj.bus(centre, heading, rng, label=C["train"], length=float(uniform(rng, 18, 30))))
 
     def _traffic(self) -> None:
         rng, k = self.rng, self.knobs
@@ -765,7 +811,7 @@ class StreetBuilder:
         if rng.random() < 0.1 * k.vehicles:
             lane = int(rng.integers(self.lanes // 2))
             forward = rng.random() < 0.5
-            s = float(rng.uniform(18, 70))
+            s = float(uniform(rng, 18, 70))
             d = self._lane_d(lane, forward)
             if place(d, s, lengths["tram"]):
                 self._vehicle("tram", s, d, forward)
@@ -773,20 +819,20 @@ class StreetBuilder:
             for lane in range(self.lanes // 2):
                 d = self._lane_d(lane, forward)
                 own = forward and lane == self.camera_lane
-                s = float(rng.uniform(10, 40)) if own else float(rng.uniform(0, 30))
+                s = float(uniform(rng, 10, 40)) if own else float(uniform(rng, 0, 30))
                 while s < k.max_distance:
                     if rng.random() < 0.4 * min(k.vehicles, 2.0):
                         kind = str(rng.choice(kinds, p=weights / weights.sum()))
                         if not (own and abs(s) < 6) and place(d, s, lengths[kind]):
                             self._vehicle(kind, s, d + float(rng.normal(0, 0.15)), forward)
-                    s += float(rng.uniform(12, 45)) / max(k.vehicles, 0.1)
+                    s += float(uniform(rng, 12, 45)) / max(k.vehicles, 0.1)
         for sg, side in self.sides.items():  # parked along the kerb
             if not side.parking:
                 continue
             d = sg * (side.kerb - 1.1)
             gaps = [j.clear for j in self.junctions if sg in j.signs] + [(z - 3, z + 6) for z in self.zebras]
-            s = float(rng.uniform(-8, 2))
-            fill = rng.uniform(0.15, 0.7)
+            s = float(uniform(rng, -8, 2))
+            fill = uniform(rng, 0.15, 0.7)
             while s < min(k.max_distance, 130):
                 kind = "car" if rng.random() < 0.96 else "truck"
                 length = lengths[kind]
@@ -794,11 +840,11 @@ class StreetBuilder:
                         and place(d, s, length):
                     self._vehicle(kind, s, d + float(rng.normal(0, 0.1)), forward=(sg == self.traffic_side)
                                   or rng.random() < 0.3)
-                s += length + float(rng.uniform(0.6, 3.0))
+                s += length + float(uniform(rng, 0.6, 3.0))
         # Riders: bicycles near the kerb in the traffic's direction, a motorcycle in a lane.
         kerb_d = self.traffic_side * (self.sides[self.traffic_side].kerb - (2.4 if self.sides[self.traffic_side].parking else 0.8))
         for _ in range(rng.poisson(0.9 * k.people)):
-            s = float(rng.uniform(6, 60))
+            s = float(uniform(rng, 6, 60))
             forward = rng.random() < 0.8
             d = kerb_d if forward else -kerb_d
             if place(round(d, 1), s, 1.8):
@@ -807,7 +853,7 @@ class StreetBuilder:
         if rng.random() < 0.35 * k.vehicles:
             forward = rng.random() < 0.6
             d = self._lane_d(int(rng.integers(self.lanes // 2)), forward) + float(rng.normal(0, 0.4))
-            s = float(rng.uniform(6, 50))
+            s = float(uniform(rng, 6, 50))
             if place(round(d, 1), s, 2.2):
                 heading = float(self.road.heading_at(s)) + (0.0 if forward else math.pi)
                 self.objects += obj.rider(self.camera, self.road.world(s, d), heading, rng, motor=True)
@@ -817,22 +863,22 @@ class StreetBuilder:
         for _ in range(rng.poisson(5.0 * k.people)):
             side = self.sides[int(rng.choice([-1, 1]))]
             s = float(10 + rng.exponential(25))
-            offset = float(rng.uniform(side.verge + 0.5, side.verge + side.pavement - 0.3))
+            offset = float(uniform(rng, side.verge + 0.5, side.verge + side.pavement - 0.3))
             heading = float(self.road.heading_at(s)) + (0.0 if rng.random() < 0.5 else math.pi) + float(rng.normal(0, 0.3))
             for _ in range(1 if rng.random() < 0.7 else int(rng.integers(2, 4))):
                 base = self._on_pavement(side, s, offset)
                 if self._sees(base + [0, 1, 0], 1.2):
                     self.objects.append(obj.person(self.camera, base, heading, rng))
-                s += float(rng.uniform(0.6, 1.2))
-                offset = float(np.clip(offset + rng.normal(0, 0.4), side.verge + 0.3, side.verge + side.pavement - 0.2))
+                s += float(uniform(rng, 0.6, 1.2))
+                offset = _clip(offset + rng.normal(0, 0.4), side.verge + 0.3, side.verge + side.pavement - 0.2)
         for s0 in self.zebras:
             for _ in range(rng.poisson(1.2 * k.people)):
-                d = float(rng.uniform(-self.sides[-1].kerb, self.sides[1].kerb))
+                d = float(uniform(rng, -self.sides[-1].kerb, self.sides[1].kerb))
                 heading = float(self.road.heading_at(s0)) + rng.choice([-1, 1]) * math.pi / 2
-                self.objects.append(obj.person(self.camera, self.road.world(s0 + rng.uniform(0.5, 2.5), d), heading, rng))
+                self.objects.append(obj.person(self.camera, self.road.world(s0 + uniform(rng, 0.5, 2.5), d), heading, rng))
         for _ in range(rng.poisson(0.4 * k.people)):  # parked bicycles and motorcycles on the pavement
             side = self.sides[int(rng.choice([-1, 1]))]
-            s = float(rng.uniform(5, 60))
+            s = float(uniform(rng, 5, 60))
             base = self._on_pavement(side, s, side.verge + side.pavement - 0.5)
             heading = float(self.road.heading_at(s)) + math.pi / 2
             self.objects += obj.rider(self.camera, base, heading, rng, motor=rng.random() < 0.3, with_rider=False)

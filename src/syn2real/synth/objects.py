@@ -14,64 +14,77 @@ import numpy as np
 from syn2real.labels import C
 from syn2real.synth.camera import Camera
 from syn2real.synth.scene import (Colour, Facet, Material, Part, billboard, billboard_axes, ellipse_uv,
-                                  rect_uv)
+                                  ellipses_uv, rect_uv, uniform)
 
 FaceDetail = tuple[np.ndarray, Colour, Material]  # (k, 2) polygon in face fractions (0..1 along, 0..1 up)
 
 
-def _face_points(corners: np.ndarray, frac: np.ndarray) -> np.ndarray:
-    """Bilinear map of face fractions onto a planar quad (bottom-left, bottom-right, top-right, top-left)."""
-    bl, br, tr, tl = corners
-    fu, fv = frac[:, :1], frac[:, 1:2]
-    bottom = bl + (br - bl) * fu
-    return bottom + (tl + (tr - tl) * fu - bottom) * fv
-
-
-def _unit(x: float, y: float, z: float) -> np.ndarray:
+def _unit(x: float, y: float, z: float) -> list[float]:
     n = math.sqrt(x * x + y * y + z * z)
-    return np.array([x / n, y / n, z / n])
+    return [x / n, y / n, z / n]
+
+
+_BOX_SIDES = {"back": (1, 0), "right": (2, 1), "front": (3, 2), "left": (0, 3)}  # bottom corners of each side
+_FACES = np.arange(len(_BOX_SIDES))
 
 
 def box(centre: tuple[float, float], heading: float, length: float, width: float, y0: float, y1: float,
         label: int, colour: Colour, material: Material = Material.PLAIN,
         details: dict[str, list[FaceDetail]] | None = None, shrink_top: tuple[float, float] = (0.0, 0.0),
-        shrink_front: float | None = None) -> list[Facet]:
+        shrink_front: float | None = None, eye: np.ndarray | None = None) -> list[Facet]:
     """An oriented box (optionally narrower at the top, like a car cabin) with detail parts on its faces.
 
     Faces are named `front` (towards `heading`), `back`, `left`, `right` and `top`; details are given in
-    fractions of each face, seen from outside, so (0, 0) is its bottom-left corner.
+    fractions of each face, seen from outside, so (0, 0) is its bottom-left corner. Given the camera's
+    position `eye`, faces turned away from it (which could never show) are left out.
     """
     fx, fz = math.sin(heading), math.cos(heading)
     rx, rz = fz, -fx
-    cx, cz = centre
+    cx, cz = (float(v) for v in centre)
     hl, hw = length / 2, width / 2
     dl, dw = shrink_top
     dlf = dl if shrink_front is None else shrink_front
     # Corners back-left, back-right, front-right, front-left as (along, across) offsets, bottom then top.
     bottom = [(-hl, -hw), (-hl, hw), (hl, hw), (hl, -hw)]
     top = [(-hl + dl, -hw + dw), (-hl + dl, hw - dw), (hl - dlf, hw - dw), (hl - dlf, -hw + dw)]
-    lo = np.array([[cx + a * fx + b * rx, y0, cz + a * fz + b * rz] for a, b in bottom])
-    hi = np.array([[cx + a * fx + b * rx, y1, cz + a * fz + b * rz] for a, b in top])
+    lo = [[cx + a * fx + b * rx, y0, cz + a * fz + b * rz] for a, b in bottom]
+    hi = [[cx + a * fx + b * rx, y1, cz + a * fz + b * rz] for a, b in top]
     dy = y1 - y0
-    # Outward normals: the horizontal direction tilted by the taper (inset t over the height dy).
-    normals = {"back": _unit(-fx * dy, dl, -fz * dy), "right": _unit(rx * dy, dw, rz * dy),
-               "front": _unit(fx * dy, dlf, fz * dy), "left": _unit(-rx * dy, dw, -rz * dy)}
-    sides = {"back": (1, 0), "right": (2, 1), "front": (3, 2), "left": (0, 3)}
-    facets = []
+    # Outward normals (back, right, front, left): the horizontal direction tilted by the taper (inset over dy).
+    unit_normals = [_unit(-fx * dy, dl, -fz * dy), _unit(rx * dy, dw, rz * dy), _unit(fx * dy, dlf, fz * dy),
+                    _unit(-rx * dy, dw, -rz * dy)]
+    normals = np.array(unit_normals)
+    # Side quads (bottom-left, bottom-right, top-right, top-left), all four in one array.
+    quads = np.array([[lo[a], lo[b], hi[b], hi[a]] for a, b in _BOX_SIDES.values()])
+    shown = [True] * 5
+    if eye is not None:  # n . (eye - first corner) > 0, the test the rasteriser culls with
+        ex, ey, ez = (float(v) for v in eye)
+        shown = [nx * (ex - lo[a][0]) + ny * (ey - y0) + nz * (ez - lo[a][2]) > 0
+                 for (nx, ny, nz), (a, _) in zip(unit_normals, _BOX_SIDES.values())] + [ey > y1]
     details = details or {}
-    for name, (a, b) in sides.items():
-        corners = np.array([lo[a], lo[b], hi[b], hi[a]])
+    face_details = [(details.get(name) or []) if show else [] for name, show in zip(_BOX_SIDES, shown)]
+    uvs = [uv for shapes in face_details for uv, _, _ in shapes]
+    if uvs:
+        # Every detail corner of every face through its face's bilinear map at once.
+        frac = np.concatenate(uvs)
+        per_face = [sum(len(uv) for uv, _, _ in shapes) for shapes in face_details]
+        q = quads[np.repeat(_FACES, per_face)]
+        fu, fv = frac[:, :1], frac[:, 1:2]
+        low = q[:, 0] + (q[:, 1] - q[:, 0]) * fu
+        mapped = low + (q[:, 3] + (q[:, 2] - q[:, 3]) * fu - low) * fv
+    facets, start = [], 0
+    for corners, normal, shapes, show in zip(quads, normals, face_details, shown):
+        if not show:
+            continue
         parts = [Part(corners, colour, material)]
-        face_details = details.get(name)
-        if face_details:
-            counts = [len(d[0]) for d in face_details]
-            mapped = _face_points(corners, np.concatenate([d[0] for d in face_details]))
-            start = 0
-            for (_, col, mat), count in zip(face_details, counts):
-                parts.append(Part(mapped[start:start + count], col, mat))
-                start += count
-        facets.append(Facet(label, parts, normals[name], cull=True, shadow_parts=1))
-    facets.append(Facet(label, [Part(hi, colour, material)], np.array([0.0, 1.0, 0.0]), cull=True, casts_shadow=False))
+        for uv, col, mat in shapes:
+            end = start + len(uv)
+            parts.append(Part(mapped[start:end], col, mat))
+            start = end
+        facets.append(Facet(label, parts, normal, cull=True, shadow_parts=1))
+    if shown[4]:
+        facets.append(Facet(label, [Part(np.array(hi), colour, material)], np.array([0.0, 1.0, 0.0]), cull=True,
+                            casts_shadow=False))
     return facets
 
 
@@ -87,6 +100,16 @@ GLASS = (0.12, 0.14, 0.17)
 TYRE = (0.06, 0.06, 0.06)
 
 
+# Car lamps, number plates, grille and windows: the same fractions of their faces on every car.
+_CAR_REAR = [(rect_uv(0.05, 0.55, 0.2, 0.8), (0.7, 0.05, 0.05), Material.LAMP),
+             (rect_uv(0.8, 0.55, 0.95, 0.8), (0.7, 0.05, 0.05), Material.LAMP),
+             (rect_uv(0.38, 0.3, 0.62, 0.5), (0.9, 0.9, 0.85), Material.PAINT)]
+_CAR_FRONT = [(rect_uv(0.05, 0.55, 0.22, 0.78), (0.95, 0.95, 0.85), Material.LAMP),
+              (rect_uv(0.78, 0.55, 0.95, 0.78), (0.95, 0.95, 0.85), Material.LAMP),
+              (rect_uv(0.3, 0.3, 0.7, 0.55), (0.08, 0.08, 0.08), Material.PLAIN)]
+_CAR_WINDOW = [(rect_uv(0.06, 0.1, 0.94, 0.88), GLASS, Material.GLASS)]
+
+
 def _wheels(length: float, height: float, radius: float, y0: float, axles: list[float]) -> list[FaceDetail]:
     """Wheel discs on a side face spanning heights y0..y0+height (they may reach below the face)."""
     out = []
@@ -96,44 +119,38 @@ def _wheels(length: float, height: float, radius: float, y0: float, axles: list[
     return out
 
 
-def car(centre: tuple[float, float], heading: float, rng: np.random.Generator, paint: Colour | None = None) -> list[Facet]:
+def car(centre: tuple[float, float], heading: float, rng: np.random.Generator, paint: Colour | None = None,
+        eye: np.ndarray | None = None) -> list[Facet]:
+    """A car: body and cabin boxes with lamps, plates, wheels and windows (`eye`: see `box`)."""
     label = C["car"]
-    length = rng.uniform(3.6, 4.9)
-    width = rng.uniform(1.65, 1.9)
-    body_top = rng.uniform(0.8, 1.0)
-    roof = body_top + rng.uniform(0.45, 0.65)
+    length = uniform(rng, 3.6, 4.9)
+    width = uniform(rng, 1.65, 1.9)
+    body_top = uniform(rng, 0.8, 1.0)
+    roof = body_top + uniform(rng, 0.45, 0.65)
     clearance = 0.18
     paint = paint or CAR_PAINTS[rng.integers(len(CAR_PAINTS))]
     body_h = body_top - clearance
-    radius = rng.uniform(0.29, 0.34)
-    wheels_r = _wheels(length, body_h, radius, clearance, [0.2 * length, 0.8 * length])
-    wheels_l = _wheels(length, body_h, radius, clearance, [0.2 * length, 0.8 * length])
-    rear = [(rect_uv(0.05, 0.55, 0.2, 0.8), (0.7, 0.05, 0.05), Material.LAMP),
-            (rect_uv(0.8, 0.55, 0.95, 0.8), (0.7, 0.05, 0.05), Material.LAMP),
-            (rect_uv(0.38, 0.3, 0.62, 0.5), (0.9, 0.9, 0.85), Material.PAINT)]
-    front = [(rect_uv(0.05, 0.55, 0.22, 0.78), (0.95, 0.95, 0.85), Material.LAMP),
-             (rect_uv(0.78, 0.55, 0.95, 0.78), (0.95, 0.95, 0.85), Material.LAMP),
-             (rect_uv(0.3, 0.3, 0.7, 0.55), (0.08, 0.08, 0.08), Material.PLAIN)]
+    radius = uniform(rng, 0.29, 0.34)
+    wheels = _wheels(length, body_h, radius, clearance, [0.2 * length, 0.8 * length])
     body = box(centre, heading, length, width, clearance, body_top, label, paint, Material.PAINT,
-               {"left": wheels_l, "right": wheels_r, "back": rear, "front": front})
-    fwd = np.array([math.sin(heading), math.cos(heading)])
-    cabin_len = length * rng.uniform(0.5, 0.62)
-    cabin_centre = tuple(np.asarray(centre) - fwd * length * rng.uniform(0.02, 0.1))
-    window = [(rect_uv(0.06, 0.1, 0.94, 0.88), GLASS, Material.GLASS)]
+               {"left": wheels, "right": wheels, "back": _CAR_REAR, "front": _CAR_FRONT}, eye=eye)
+    cabin_len = length * uniform(rng, 0.5, 0.62)
+    back = uniform(rng, 0.02, 0.1)
+    cabin_centre = (centre[0] - math.sin(heading) * length * back, centre[1] - math.cos(heading) * length * back)
     cabin = box(cabin_centre, heading, cabin_len, width * 0.96, body_top, roof, label, paint, Material.PAINT,
-                {"left": window, "right": window, "back": window, "front": window},
-                shrink_top=(rng.uniform(0.2, 0.45), 0.08), shrink_front=rng.uniform(0.5, 0.8))
+                {"left": _CAR_WINDOW, "right": _CAR_WINDOW, "back": _CAR_WINDOW, "front": _CAR_WINDOW},
+                shrink_top=(uniform(rng, 0.2, 0.45), 0.08), shrink_front=uniform(rng, 0.5, 0.8), eye=eye)
     return body + cabin
 
 
 def truck(centre: tuple[float, float], heading: float, rng: np.random.Generator) -> list[Facet]:
     label = C["truck"]
     fwd = np.array([math.sin(heading), math.cos(heading)])
-    width = rng.uniform(2.2, 2.5)
-    cargo_len = rng.uniform(4.5, 9.0)
-    cab_len = rng.uniform(1.8, 2.4)
-    cab_h = rng.uniform(2.6, 3.2)
-    cargo_h = rng.uniform(3.0, 3.9)
+    width = uniform(rng, 2.2, 2.5)
+    cargo_len = uniform(rng, 4.5, 9.0)
+    cab_len = uniform(rng, 1.8, 2.4)
+    cab_h = uniform(rng, 2.6, 3.2)
+    cargo_h = uniform(rng, 3.0, 3.9)
     c = np.asarray(centre)
     total = cargo_len + cab_len + 0.3
     cab_centre = tuple(c + fwd * (total / 2 - cab_len / 2))
@@ -164,10 +181,10 @@ def bus(centre: tuple[float, float], heading: float, rng: np.random.Generator, l
     """A bus (single or double deck); with label `train` and a longer body it is a tram."""
     tram = label == C["train"]
     label = C["bus"] if label is None else label
-    length = length or rng.uniform(10.0, 12.5)
+    length = length or uniform(rng, 10.0, 12.5)
     width = 2.55
     double = not tram and rng.random() < 0.45
-    height = 4.3 if double else rng.uniform(3.0, 3.4)
+    height = 4.3 if double else uniform(rng, 3.0, 3.4)
     palettes = [(0.75, 0.1, 0.08), (0.9, 0.9, 0.88), (0.1, 0.25, 0.55), (0.95, 0.75, 0.1), (0.2, 0.5, 0.3)]
     colour = palettes[rng.integers(len(palettes))]
     bottom = 0.45 if tram else 0.3
@@ -215,7 +232,7 @@ def _person_shapes(rng: np.random.Generator, height: float, side: float, y0: flo
     shoulder = hip + 0.6 * s
     shapes = []
     if pose == "walk":
-        stride = rng.uniform(0.05, 0.35) * side * s
+        stride = uniform(rng, 0.05, 0.35) * side * s
         leg_w = 0.15 * s
         for sign in (-1, 1):
             foot = shift_u + sign * (stride + 0.08 * s * (1 - side))
@@ -248,7 +265,7 @@ def _person_shapes(rng: np.random.Generator, height: float, side: float, y0: flo
 
 
 def person(camera: Camera, base: np.ndarray, heading: float, rng: np.random.Generator) -> Facet:
-    height = rng.uniform(1.0, 1.35) if rng.random() < 0.12 else rng.uniform(1.55, 1.95)
+    height = uniform(rng, 1.0, 1.35) if rng.random() < 0.12 else uniform(rng, 1.55, 1.95)
     side = _view_angle(camera, base, heading)
     return billboard(camera, base, C["person"], _person_shapes(rng, height, side, 0.0))
 
@@ -299,7 +316,7 @@ def rider(camera: Camera, base: np.ndarray, heading: float, rng: np.random.Gener
     facets = [billboard(camera, base, C["motorcycle"] if motor else C["bicycle"], shapes)]
     if with_rider:
         seat = 0.35 if motor else 0.45
-        height = rng.uniform(1.6, 1.9)
+        height = uniform(rng, 1.6, 1.9)
         rider_shapes = _person_shapes(rng, height, side, seat, pose="ride", shift_u=-half * 0.25 * direction,
                                       direction=direction)
         facets.append(billboard(camera, base, C["rider"], rider_shapes, toward_camera=0.15))
@@ -312,30 +329,33 @@ def rider(camera: Camera, base: np.ndarray, heading: float, rng: np.random.Gener
 def tree(camera: Camera, base: np.ndarray, rng: np.random.Generator, height: float | None = None,
          bare: bool = False, foliage: Colour = (0.2, 0.35, 0.12)) -> Facet:
     """A tree: trunk and a crown of overlapping blobs (or, bare, a fan of branches); all vegetation."""
-    height = height or rng.uniform(5.0, 14.0)
-    trunk_w = rng.uniform(0.18, 0.4) * height / 9
-    crown_base = height * rng.uniform(0.3, 0.45)
-    radius = (height - crown_base) * rng.uniform(0.35, 0.55)
+    height = height or uniform(rng, 5.0, 14.0)
+    trunk_w = uniform(rng, 0.18, 0.4) * height / 9
+    crown_base = height * uniform(rng, 0.3, 0.45)
+    radius = (height - crown_base) * uniform(rng, 0.35, 0.55)
     bark = (0.28, 0.23, 0.18)
     shapes = [(rect_uv(-trunk_w / 2, 0.0, trunk_w / 2, crown_base + radius * 0.5), bark, Material.PLAIN)]
     centre_v = crown_base + radius
+    # Branches or blobs drawn all at once: a handful of vector draws instead of five scalar ones each.
     if bare:
-        for _ in range(rng.integers(6, 11)):
-            angle = rng.uniform(-1.3, 1.3)
-            length = radius * rng.uniform(0.7, 1.3)
-            start_v = crown_base + rng.uniform(0, radius)
-            tip = np.array([math.sin(angle) * length, start_v + math.cos(angle) * length])
-            w0, w1 = trunk_w * 0.35, trunk_w * 0.08
-            shapes.append((np.array([[-w0, start_v], [w0, start_v], [tip[0] + w1, tip[1]], [tip[0] - w1, tip[1]]]),
-                           (0.25, 0.22, 0.2), Material.PLAIN))
+        count = int(rng.integers(6, 11))
+        angle = rng.uniform(-1.3, 1.3, count)
+        length = radius * rng.uniform(0.7, 1.3, count)
+        start_v = crown_base + rng.uniform(0, radius, count)
+        tip_u, tip_v = np.sin(angle) * length, start_v + np.cos(angle) * length
+        w0, w1 = trunk_w * 0.35, trunk_w * 0.08
+        branches = np.stack([np.column_stack([np.full(count, -w0), start_v]), np.column_stack([np.full(count, w0), start_v]),
+                             np.column_stack([tip_u + w1, tip_v]), np.column_stack([tip_u - w1, tip_v])], axis=1)
+        shapes += [(uv, (0.25, 0.22, 0.2), Material.PLAIN) for uv in branches]
     else:
-        for _ in range(rng.integers(4, 8)):
-            cu = rng.normal(0, radius * 0.35)
-            cv = centre_v + rng.normal(0, radius * 0.3)
-            r = radius * rng.uniform(0.5, 0.8)
-            shade = rng.uniform(0.7, 1.2)
-            shapes.append((ellipse_uv(cu, cv, r, r * rng.uniform(0.8, 1.1), 12), _shade(foliage, shade),
-                           Material.FOLIAGE))
+        count = int(rng.integers(4, 8))
+        centres = rng.standard_normal((count, 2)) * (radius * 0.35, radius * 0.3) + (0.0, centre_v)
+        r = radius * rng.uniform(0.5, 0.8, count)
+        shade = rng.uniform(0.7, 1.2, count)
+        aspect = rng.uniform(0.8, 1.1, count)
+        blobs = np.column_stack([centres, r, r * aspect]).tolist()
+        colours = np.clip(shade[:, None] * np.asarray(foliage), 0.0, 1.0).tolist()
+        shapes += [(uv, tuple(colour), Material.FOLIAGE) for uv, colour in zip(ellipses_uv(blobs, 12), colours)]
     return billboard(camera, base, C["vegetation"], shapes)
 
 
@@ -348,10 +368,10 @@ def pole(camera: Camera, base: np.ndarray, height: float, width: float = 0.14, c
 
 def street_light(camera: Camera, base: np.ndarray, towards_road: np.ndarray, rng: np.random.Generator) -> Facet:
     """Pole, arm reaching over the road and lamp head: all labelled pole, as Cityscapes does."""
-    height = rng.uniform(6.0, 10.0)
-    width = rng.uniform(0.12, 0.2)
+    height = uniform(rng, 6.0, 10.0)
+    width = uniform(rng, 0.12, 0.2)
     u_axis, _, _ = billboard_axes(camera, base)
-    reach = rng.uniform(0.8, 2.2) * float(np.asarray(towards_road) @ u_axis)
+    reach = uniform(rng, 0.8, 2.2) * float(np.asarray(towards_road) @ u_axis)
     lo, hi = sorted((0.0, reach))
     shapes = [(rect_uv(-width / 2, 0.0, width / 2, height), POLE_GREY, Material.PAINT),
               (rect_uv(lo - 0.05, height - 0.12, hi + 0.05, height), POLE_GREY, Material.PAINT),
@@ -362,7 +382,7 @@ def street_light(camera: Camera, base: np.ndarray, towards_road: np.ndarray, rng
 def traffic_light(camera: Camera, base: np.ndarray, facing: float, rng: np.random.Generator,
                   arm: np.ndarray | None = None) -> list[Facet]:
     """A pole with a signal head facing `facing` (heading its lamps look along); `arm` hangs it over the road."""
-    height = rng.uniform(2.6, 3.4)
+    height = uniform(rng, 2.6, 3.4)
     facets = [pole(camera, base, height + (1.8 if arm is not None else 0.0), 0.13, (0.2, 0.2, 0.2))]
     head_base = np.asarray(base, np.float64)
     head_y = height
@@ -407,9 +427,9 @@ def traffic_sign(camera: Camera, base: np.ndarray, facing: float, rng: np.random
                  plates: int = 1, on_pole: bool = True) -> list[Facet]:
     """Plates facing `facing` (the heading their faces look along) on a pole of their own."""
     facets = []
-    top = rng.uniform(2.3, 3.2)
+    top = uniform(rng, 2.3, 3.2)
     if on_pole:
-        facets.append(pole(camera, base, top + 0.1, rng.uniform(0.07, 0.11)))
+        facets.append(pole(camera, base, top + 0.1, uniform(rng, 0.07, 0.11)))
     normal = np.array([math.sin(facing), 0.0, math.cos(facing)])
     u_axis = np.array([normal[2], 0.0, -normal[0]])
     v_axis = np.array([0.0, 1.0, 0.0])
@@ -417,7 +437,7 @@ def traffic_sign(camera: Camera, base: np.ndarray, facing: float, rng: np.random
     v = top
     for _ in range(plates):
         shape, face, border = SIGN_STYLES[rng.integers(len(SIGN_STYLES))]
-        size = rng.uniform(0.6, 0.9)
+        size = uniform(rng, 0.6, 0.9)
         centre_v = v - size / 2
         outer = _sign_outline(shape, size, centre_v)
         inner = _sign_outline(shape, size, centre_v, 0.75)

@@ -5,7 +5,8 @@ drawn as a buffer of entry ids: one integer per pixel to write, and label, colou
 once at the end, so the labels agree with the picture pixel for pixel. Ground facets are painted in order
 (they lie on the ground, so nothing standing can be hidden by them); standing facets go through an
 inverse-depth z-buffer, one bounding box at a time: a planar polygon's 1/z is affine in pixel coordinates,
-so each depth test costs a few array operations on its box.
+so each depth test costs a few array operations on its box. Facets go nearest first, and one whose box
+the z-buffer already holds nearer everywhere is skipped before anything of it is drawn.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from syn2real.labels import C
 from syn2real.synth.camera import NEAR, clip_near
-from syn2real.synth.scene import Facet, Material, Scene
+from syn2real.synth.scene import Facet, Grid, Material, Scene
 
 _SHIFT = 4  # sub-pixel bits for OpenCV's polygon fills
 _SCALE = 1 << _SHIFT
@@ -36,10 +37,6 @@ class Frame:
     part: np.ndarray  # (H, W) int32 entry id (0: sky)
     normals: np.ndarray  # (entries, 3) float32 world normal of each entry
     depth: np.ndarray  # (H, W) float32 metres along the optical axis; inf for sky
-    rays: np.ndarray  # (H, W, 3) float32 world ray directions with unit camera z
-
-    def normal_map(self) -> np.ndarray:
-        return self.normals[self.part]
 
 
 def _fill(img: np.ndarray, pts: np.ndarray, value, convex: bool) -> None:
@@ -50,39 +47,41 @@ def _fill(img: np.ndarray, pts: np.ndarray, value, convex: bool) -> None:
 
 
 class _Batch:
-    """Many polygons projected at once: per-polygon slices, near-plane status and pixel bounding boxes."""
+    """Many polygons projected at once: per-polygon fixed-point corners, near-plane status and pixel boxes."""
 
-    def __init__(self, raster: Rasteriser, polygons: list[np.ndarray]):
+    def __init__(self, raster: Rasteriser, polygons: list[np.ndarray], corners: np.ndarray | None = None):
+        """`corners`, if given, are the polygons' corners already stacked (the list then only gives counts)."""
         cam = raster.camera
         counts = np.fromiter((len(p) for p in polygons), np.int64, len(polygons))
-        self.ends = np.cumsum(counts)
-        self.starts = self.ends - counts
-        self.cam = cam.to_camera(np.concatenate(polygons))
-        pix = cam.project_camera(np.maximum(self.cam, [-np.inf, -np.inf, NEAR]))
-        self.fixed = np.round(pix * _SCALE).astype(np.int32)
-        z = self.cam[:, 2]
-        self.behind = np.maximum.reduceat(z, self.starts) < NEAR
-        crossing = (np.minimum.reduceat(z, self.starts) < NEAR) & ~self.behind
-        self.lo = np.stack([np.minimum.reduceat(pix[:, 0], self.starts), np.minimum.reduceat(pix[:, 1], self.starts)], 1)
-        self.hi = np.stack([np.maximum.reduceat(pix[:, 0], self.starts), np.maximum.reduceat(pix[:, 1], self.starts)], 1)
-        # The few polygons crossing the near plane are clipped one by one.
-        self.clipped: dict[int, np.ndarray] = {}
-        for j in np.flatnonzero(crossing).tolist():
-            clipped = clip_near(self.cam[self.starts[j]:self.ends[j]])
-            if len(clipped) < 3:
-                self.behind[j] = True
-                continue
-            px = cam.project_camera(clipped)
-            self.clipped[j] = np.round(px * _SCALE).astype(np.int32)
-            self.lo[j], self.hi[j] = px.min(axis=0), px.max(axis=0)
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        cam_points = cam.to_camera(np.concatenate(polygons) if corners is None else corners)
+        pix = cam.project_camera(np.maximum(cam_points, [-np.inf, -np.inf, NEAR]))
+        fixed = np.round(pix * _SCALE).astype(np.int32)
+        z = cam_points[:, 2]
+        self.behind = np.maximum.reduceat(z, starts) < NEAR
+        crossing = np.flatnonzero((np.minimum.reduceat(z, starts) < NEAR) & ~self.behind)
+        self.lo = np.minimum.reduceat(pix, starts, axis=0)
+        self.hi = np.maximum.reduceat(pix, starts, axis=0)
+        # Each polygon's fixed-point corners as a view (slicing here once is cheaper than in every draw loop).
+        self.points = [fixed[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
+        if len(crossing):  # the few polygons crossing the near plane are clipped, all at once
+            crossing_counts = counts[crossing]
+            local_starts = np.cumsum(crossing_counts) - crossing_counts
+            corner_ids = np.arange(crossing_counts.sum()) + np.repeat(starts[crossing] - local_starts, crossing_counts)
+            clipped, clipped_counts = clip_near(cam_points[corner_ids], crossing_counts)
+            clipped_pix = cam.project_camera(clipped)
+            clipped_fixed = np.round(clipped_pix * _SCALE).astype(np.int32)
+            clipped_ends = np.cumsum(clipped_counts).tolist()
+            for j, count, end in zip(crossing.tolist(), clipped_counts.tolist(), clipped_ends):
+                if count < 3:
+                    self.behind[j] = True
+                    continue
+                self.points[j] = clipped_fixed[end - count:end]
+                self.lo[j] = clipped_pix[end - count:end].min(axis=0)
+                self.hi[j] = clipped_pix[end - count:end].max(axis=0)
         self.lo[self.behind] = np.inf
         self.hi[self.behind] = -np.inf
-        self.starts, self.ends = self.starts.tolist(), self.ends.tolist()
-
-    def fixed_points(self, j: int) -> np.ndarray:
-        """(k, 2) int32 pixel coordinates of polygon j in 1/16 pixels (clipped if it had to be)."""
-        clipped = self.clipped.get(j)
-        return clipped if clipped is not None else self.fixed[self.starts[j]:self.ends[j]]
 
 
 class Rasteriser:
@@ -100,7 +99,6 @@ class Rasteriser:
         self.entries = 1
         self.ground_entries = 1
         self.shadow: np.ndarray | None = None
-        self.rays = cam.pixel_rays_world()
         self.us = np.arange(w, dtype=np.float32)
         self.vs = np.arange(h, dtype=np.float32)[:, None]
         env = scene.environment
@@ -119,16 +117,12 @@ class Rasteriser:
         self.entries += len(self.colours[-1])
         return first
 
-    def _part_entries(self, facets: list[Facet], lights: np.ndarray | None) -> int:
-        """One entry per part of every facet (lit by its facet's light unless it is a lamp), in order."""
+    def _part_entries(self, facets: list[Facet]) -> int:
+        """One unlit entry per part of every facet, in order (ground: lit in `finish`); the first's id."""
         parts = [p for f in facets for p in f.parts]
         per_facet = [len(f.parts) for f in facets]
         colours = np.array([p.colour for p in parts], np.float64)
         materials = np.fromiter((int(p.material) for p in parts), np.int64, len(parts))
-        if lights is not None:
-            shade = np.repeat(lights, per_facet, axis=0)
-            shade[materials == Material.LAMP] = 1.0
-            colours = colours * shade
         labels = np.repeat([f.label for f in facets], per_facet)
         normals = np.repeat(np.stack([f.normal for f in facets]), per_facet, axis=0)
         return self._add_entries(colours, labels, materials, normals)
@@ -139,12 +133,13 @@ class Rasteriser:
         if not facets:
             return
         batch = _Batch(self, [p.points for f in facets for p in f.parts])
-        first = self._part_entries(facets, None)
+        first = self._part_entries(facets)
         self.ground_entries = self.entries
         convex = [p.convex for f in facets for p in f.parts]
-        for j in range(len(convex)):
-            if not batch.behind[j]:
-                _fill(self.part, batch.fixed_points(j), first + j, convex[j])
+        behind = batch.behind.tolist()
+        for j, points in enumerate(batch.points):
+            if not behind[j]:
+                _fill(self.part, points, first + j, convex[j])
 
     def cast_shadows(self, casters: list[Facet]) -> None:
         """Where standing facets shadow the ground: their outlines cast along the sun's rays onto y = 0."""
@@ -157,29 +152,70 @@ class Rasteriser:
         self.shadow = np.zeros(self.part.shape, np.uint8)
         if not polys:
             return
-        sun = self.sun
-        batch = _Batch(self, [p - (p[:, 1:2] / sun[1]) * sun for p in polys])
+        # All outlines slide along the sun's rays down to y = 0 in one go.
+        corners = np.concatenate(polys)
+        corners -= (corners[:, 1:2] / self.sun[1]) * self.sun
+        batch = _Batch(self, polys, corners)
         h, w = self.part.shape
         on_screen = ~batch.behind & (batch.hi[:, 0] >= 0) & (batch.lo[:, 0] < w) & (batch.hi[:, 1] >= 0) \
             & (batch.lo[:, 1] < h)
+        points = batch.points
         for j in np.flatnonzero(on_screen).tolist():
-            cv2.fillConvexPoly(self.shadow, cv2.convexHull(batch.fixed_points(j)), 1, cv2.LINE_8, _SHIFT)
+            cv2.fillConvexPoly(self.shadow, cv2.convexHull(points[j]), 1, cv2.LINE_8, _SHIFT)
 
     # -- standing facets ------------------------------------------------------------------------------------
+
+    def _object_entries(self, facets: list[Facet], lights: np.ndarray) -> tuple[list[int], list[int]]:
+        """Entries of standing facets: per facet its parts, then its window tones if it has a painted grid.
+
+        Returns (entry id of every part, first entry of every facet); a facet's window tones follow its
+        parts. Ids grow from facet to facet, which `draw_objects` relies on.
+        """
+        counts = np.array([len(f.parts) for f in facets])
+        painted = [i for i, f in enumerate(facets) if f.grid is not None and not f.grid.cutout]
+        sizes = counts.copy()
+        sizes[painted] += len(_GLASS_TONES)
+        starts = np.cumsum(sizes) - sizes
+        part_rows = np.arange(counts.sum()) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+        parts = [p for f in facets for p in f.parts]
+        total = int(sizes.sum())
+        colours, labels = np.empty((total, 3)), np.empty(total, np.int64)
+        materials, normals = np.empty(total, np.int64), np.empty((total, 3))
+        part_materials = np.fromiter((int(p.material) for p in parts), np.int64, len(parts))
+        shade = np.repeat(lights, counts, axis=0)
+        shade[part_materials == Material.LAMP] = 1.0  # lamps shine by themselves
+        colours[part_rows] = np.array([p.colour for p in parts], np.float64) * shade
+        materials[part_rows] = part_materials
+        labels[part_rows] = np.repeat([f.label for f in facets], counts)
+        normals[part_rows] = np.repeat(np.stack([f.normal for f in facets]), counts, axis=0)
+        tones = np.asarray(_GLASS_TONES)
+        for i in painted:  # window panes vary from cell to cell: a few tones of the grid's colour
+            grid, rows = facets[i].grid, slice(starts[i] + counts[i], starts[i] + sizes[i])
+            colours[rows] = tones[:, None] * lights[i] * np.asarray(grid.colour)
+            materials[rows], labels[rows], normals[rows] = int(grid.material), facets[i].label, facets[i].normal
+        first = self._add_entries(colours, labels, materials, normals)
+        return (first + part_rows).tolist(), (first + starts).tolist()
 
     def draw_objects(self, facets: list[Facet]) -> None:
         cam = self.camera
         h, w = self.part.shape
-        eye = cam.origin
-        facets = [f for f in facets if not f.cull or float(f.normal @ (eye - f.anchor)) > 0]
+        if not facets:
+            return
+        normals = np.stack([f.normal for f in facets])
+        anchors_cam = cam.to_camera(np.stack([f.anchor for f in facets]))
+        normals_cam = normals @ cam.rotation.T
+        dist = np.einsum("ij,ij->i", normals_cam, anchors_cam)
+        # Closed solids' faces turned away from the camera are skipped (n . (eye - anchor) <= 0). The rest go
+        # nearest first, so that the z-buffer soon hides whole facets further back (checked cheaply below).
+        facing = (dist < 0) | ~np.fromiter((f.cull for f in facets), bool, len(facets))
+        chosen = np.flatnonzero(facing)
+        chosen = chosen[np.argsort(anchors_cam[chosen, 2], kind="stable")]
+        facets = [facets[i] for i in chosen.tolist()]
+        normals, normals_cam, dist = normals[chosen], normals_cam[chosen], dist[chosen]
         if not facets:
             return
         batch = _Batch(self, [p.points for f in facets for p in f.parts])
         # Inverse-depth planes of all facets at once (see Camera.inverse_depth_plane).
-        normals = np.stack([f.normal for f in facets])
-        normals_cam = normals @ cam.rotation.T
-        anchors_cam = cam.to_camera(np.stack([f.anchor for f in facets]))
-        dist = np.einsum("ij,ij->i", normals_cam, anchors_cam)
         focal = cam.focal
         cx, cy = cam.centre
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -187,57 +223,93 @@ class Rasteriser:
             plane_b = (normals_cam[:, 1] / (focal * dist)).astype(np.float32)
             plane_c = ((normals_cam[:, 2] - normals_cam[:, 0] * cx / focal - normals_cam[:, 1] * cy / focal)
                        / dist).astype(np.float32)
+            # 1/z = a*u + (b*v + c): the column and row terms of every facet over the whole picture, so each
+            # facet's box takes one addition of two slices.
+            across = plane_a[:, None] * self.us
+            down = (plane_b[:, None] * self.vs.T + plane_c[:, None])[:, :, None]
         lights = self.ambient + self.sun_light * np.maximum(normals @ self.sun, 0.0)[:, None]
-        first_entry = self._part_entries(facets, lights)
+        part_ids, facet_ids = self._object_entries(facets, lights)
         # Facet boxes from their parts' boxes; facets off screen or seen edge-on are skipped up front.
-        part_starts = np.cumsum([0] + [len(f.parts) for f in facets[:-1]])
+        part_counts = [len(f.parts) for f in facets]
+        part_ends = np.cumsum(part_counts)
+        part_starts = part_ends - part_counts
         lo = np.floor(np.minimum.reduceat(batch.lo, part_starts, axis=0))
         hi = np.ceil(np.maximum.reduceat(batch.hi, part_starts, axis=0))
         keep = (np.abs(dist) > 1e-6) & (hi[:, 0] >= 0) & (lo[:, 0] < w) & (hi[:, 1] >= 0) & (lo[:, 1] < h)
         lo[~keep], hi[~keep] = 0, 0  # (wholly behind the camera: infinite boxes)
         boxes = np.column_stack([np.clip(lo, 0, None), np.minimum(hi + 2, [w, h])]).astype(np.int64)
+        # The nearest a facet's plane comes within its box: 1/z is a column term plus a row term, each largest
+        # at one end of the box.
+        ids = np.arange(len(facets))
+        last = np.maximum(boxes[:, 2:] - 1, 0)
+        nearest = (np.maximum(across[ids, boxes[:, 0]], across[ids, last[:, 0]])
+                   + np.maximum(down[ids, boxes[:, 1], 0], down[ids, last[:, 1], 0])).tolist()
+        boxes = boxes.tolist()
+        convex = [p.convex for f in facets for p in f.parts]
+        drawn = (~batch.behind).tolist()
+        points = batch.points
+        part_starts, part_ends = part_starts.tolist(), part_ends.tolist()
+        # Parts are filled with their entry ids into a scratch picture that is never cleared: ids only grow
+        # from facet to facet, so a facet's own pixels are those holding an id from its range.
+        scratch = np.zeros((h, w), np.int32)
         for i in np.flatnonzero(keep).tolist():
-            f = facets[i]
-            x0, y0, x1, y1 = boxes[i].tolist()
-            local = np.zeros((y1 - y0, x1 - x0), np.int32)
-            shift = np.array([x0 * _SCALE, y0 * _SCALE], np.int32)
-            j0 = int(part_starts[i])
-            for j, part in enumerate(f.parts, j0):
-                if not batch.behind[j]:
-                    _fill(local, batch.fixed_points(j) - shift, first_entry + j, part.convex)
-            inv_z = plane_a[i] * self.us[x0:x1] + (plane_b[i] * self.vs[y0:y1] + plane_c[i])
+            x0, y0, x1, y1 = boxes[i]
             zbuf = self.inv_depth[y0:y1, x0:x1]
-            visible = (local != 0) & (inv_z > zbuf)
-            if f.grid is not None and visible.any():
-                visible = self._apply_grid(f, lights[i], visible, inv_z, local, x0, y0, x1, y1)
+            if zbuf.min() >= nearest[i]:
+                continue  # wholly behind what is drawn already
+            for j in range(part_starts[i], part_ends[i]):
+                if drawn[j]:
+                    _fill(scratch, points[j], part_ids[j], convex[j])
+            local = scratch[y0:y1, x0:x1]
+            inv_z = across[i, x0:x1] + down[i, y0:y1]
+            visible = inv_z > zbuf
+            visible &= local >= facet_ids[i]
+            grid = facets[i].grid
+            if grid is not None and visible.any():
+                local, visible = self._apply_grid(grid, facet_ids[i] + part_counts[i], visible, inv_z, local,
+                                                  x0, y0, x1, y1)
             np.copyto(zbuf, inv_z, where=visible)
             np.copyto(self.part[y0:y1, x0:x1], local, where=visible)
 
-    def _apply_grid(self, f: Facet, light: np.ndarray, visible: np.ndarray, inv_z: np.ndarray, local: np.ndarray,
-                    x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-        """Paint (or cut out) a grid's cells, in face coordinates recovered from the pixel rays and depth."""
-        grid = f.grid
-        rays = self.rays[y0:y1, x0:x1]
-        depth = 1.0 / np.maximum(inv_z, 1e-9)
-        rel = self.camera.origin - grid.origin
-        u = (rays @ grid.u_axis.astype(np.float32)) * depth + np.float32(rel @ grid.u_axis)
-        v = rays[..., 1] * depth + np.float32(rel[1])
+    def _apply_grid(self, grid: Grid, tone_id: int, visible: np.ndarray, inv_z: np.ndarray, local: np.ndarray,
+                    x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Paint (or cut out) a grid's cells: (entry ids, visibility) of the facet's box; tones from `tone_id`.
+
+        Face coordinates come from the pixel rays and the depth: u = (ray . u_axis) * depth + const, where the
+        ray product is affine in the pixel coordinates (`Camera.ray_dot_map`).
+        """
+        cam = self.camera
+        rel = cam.origin - grid.origin
         (u0, u1), (v0, v1) = grid.u_range, grid.v_range
         (pu, pv), (su, sv) = grid.period, grid.size
-        in_u = (np.mod(u - u0, pu) < su) & (u >= u0) & (u < u1)
-        in_v = (np.mod(v - v0, pv) < sv) & (v >= v0) & (v < v1)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            depth = np.float32(1.0) / inv_z
+            in_axis = []
+            cell = []
+            # Face coordinates in periods from the grid's start: whole part = cell index, fraction = where in it.
+            for axis, offset, start, stop, period, size in ((grid.u_axis, rel @ grid.u_axis, u0, u1, pu, su),
+                                                            (np.array([0.0, 1.0, 0.0]), rel[1], v0, v1, pv, sv)):
+                t = cam.ray_dot_map(axis / period, x0, y0, x1, y1)
+                t *= depth
+                t += np.float32((offset - start) / period)
+                whole = np.floor(t)
+                inside = t - whole < np.float32(size / period)
+                inside &= t >= 0
+                inside &= t < np.float32((stop - start) / period)
+                in_axis.append(inside)
+                cell.append(whole)
+        in_u, in_v = in_axis
         if grid.cutout:
-            return visible & (in_u | in_v)
+            return local, visible & (in_u | in_v)
         cells = visible & in_u & in_v
+        if not cells.any():
+            return local, visible
         # A cheap hash of the cell index picks one of a few glass tones (lights on, blinds down).
         n = len(_GLASS_TONES)
-        # Outside the facet the face coordinates may be meaningless (even NaN); only `cells` is used.
-        with np.errstate(invalid="ignore"):
-            tone = np.nan_to_num(np.mod(np.floor((u - u0) / pu) * 7 + np.floor((v - v0) / pv) * 13, n)).astype(np.int32)
-        tones = np.asarray(_GLASS_TONES)[:, None] * light * np.asarray(grid.colour)
-        first = self._add_entries(tones, np.full(n, f.label), np.full(n, int(grid.material)), np.tile(f.normal, (n, 1)))
-        np.copyto(local, first + tone, where=cells)
-        return visible
+        key = cell[0][cells] * 7 + cell[1][cells] * 13
+        ids = local.copy()  # (the scratch must keep the parts' ids: later facets are told apart by them)
+        ids[cells] = tone_id + (key - n * np.floor(key / n)).astype(np.int32)
+        return ids, visible
 
     # -- the picture ----------------------------------------------------------------------------------------
 
@@ -257,16 +329,23 @@ class Rasteriser:
             labels = np.concatenate([labels, labels[ground]])
             materials = np.concatenate([materials, materials[ground]])
             normals = np.concatenate([normals, normals[ground]])
-            np.add(part, offset, out=part, where=(self.shadow != 0) & (part > 0) & (part < self.ground_entries))
-        colour = colours.astype(np.float32)[part]
+            shaded = self.shadow.view(bool)
+            shaded &= part > 0
+            shaded &= part < self.ground_entries
+            np.add(part, offset, out=part, where=shaded)
+        # np.take gathers table rows several times faster than fancy indexing.
+        colour = np.take(colours.astype(np.float32), part, axis=0)
         sky = part == 0
-        np.copyto(colour, sky_colour(scene, self.rays), where=sky[..., None])
+        rows = np.flatnonzero(sky.any(axis=1))
+        if len(rows):  # the sky only ever fills rows down to the lowest one it shows in
+            top = int(rows[-1]) + 1
+            cv2.copyTo(sky_colour(scene, top), sky[:top].view(np.uint8), colour[:top])
         # Depth: the z-buffer where something stands, else the ground plane (kerbs' 12 cm are neglected).
         inv = np.where(self.inv_depth > 0, self.inv_depth, cam.ground_inverse_depth(0.0))
         depth = np.full(inv.shape, np.inf, np.float32)
         np.divide(1.0, inv, out=depth, where=(inv > 0) & ~sky)
-        return Frame(colour, labels.astype(np.uint8)[part], materials.astype(np.uint8)[part], part,
-                     normals.astype(np.float32), depth, self.rays)
+        return Frame(colour, np.take(labels.astype(np.uint8), part), np.take(materials.astype(np.uint8), part),
+                     part, normals.astype(np.float32), depth)
 
 
 def render(scene: Scene) -> Frame:
@@ -297,27 +376,37 @@ def _cloud_noise(size: int = 256) -> np.ndarray:
     return noise
 
 
-def sky_colour(scene: Scene, rays: np.ndarray) -> np.ndarray:
-    """(H, W, 3) sky: a zenith-to-horizon gradient with clouds on a plane 1 km up, seen in perspective.
+def sky_colour(scene: Scene, rows: int | None = None) -> np.ndarray:
+    """(rows, W, 3) sky of the picture's top rows: a zenith-to-horizon gradient with clouds on a plane 1 km up.
 
     Both vary slowly across the picture, so they are computed on every fourth pixel and resized.
     """
     env = scene.environment
-    h, w = rays.shape[:2]
-    coarse = rays[::4, ::4]
-    elevation = coarse[..., 1] / np.linalg.norm(coarse, axis=-1)
+    cam = scene.camera
+    w = cam.width
+    h = cam.height if rows is None else rows
+    # Rays of every fourth pixel, each component affine in the pixel coordinates.
+    coarse_u = np.arange(0, w, 4, dtype=np.float32)
+    coarse_v = np.arange(0, h, 4, dtype=np.float32)[:, None]
+    ray = []
+    for axis in np.eye(3):
+        a, b, c = cam.ray_dot(axis)
+        ray.append(np.float32(a) * coarse_u + (np.float32(b) * coarse_v + np.float32(c)))
+    ray_x, ray_y, ray_z = ray
+    elevation = ray_y / np.sqrt(ray_x * ray_x + ray_y * ray_y + ray_z * ray_z)
     t = np.sqrt(np.clip(elevation / 0.6, 0, 1))[..., None]
     sky = np.asarray(env.sky_horizon, np.float32) * (1 - t) + np.asarray(env.sky_zenith, np.float32) * t
     if env.cloud_cover > 0:
-        up = np.maximum(coarse[..., 1], 0.02)
+        up = np.maximum(ray_y, 0.02)
         noise = _cloud_noise()
         size = noise.shape[0]
         shift = np.random.default_rng(env.seed).random(2) * size
         scale = size / 3000.0 * 1000  # one noise tile spans 3 km of a cloud plane 1 km up
-        map_x = (coarse[..., 0] / up * scale + shift[0]).astype(np.float32)
-        map_y = (coarse[..., 2] / up * scale + shift[1]).astype(np.float32)
+        map_x = (ray_x / up * scale + shift[0]).astype(np.float32)
+        map_y = (ray_z / up * scale + shift[1]).astype(np.float32)
         density = cv2.remap(noise, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
         cover = np.clip((density - (1 - env.cloud_cover)) / 0.25, 0, 1)
         cover *= np.clip(elevation / 0.05, 0, 1)  # thin out towards the horizon
         sky = sky * (1 - cover[..., None]) + np.asarray(env.cloud_colour, np.float32) * cover[..., None]
-    return cv2.resize(sky.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    # Resized by exactly 4 (then cropped), so the top rows match those of a whole-picture sky.
+    return cv2.resize(sky.astype(np.float32), (w, 4 * sky.shape[0]), interpolation=cv2.INTER_LINEAR)[:h]

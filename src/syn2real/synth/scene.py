@@ -7,6 +7,7 @@ order; every other facet is drawn through a z-buffer, so occlusion never depends
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -35,7 +36,7 @@ class Material(IntEnum):
 Colour = tuple[float, float, float]
 
 
-@dataclass
+@dataclass(slots=True)
 class Part:
     """One polygon of a facet, with its own colour and material (windows on a facade, wheels on a car)."""
 
@@ -66,7 +67,7 @@ class Grid:
     cutout: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Facet:
     """A labelled planar surface: the union of its parts, painted in order, then its grid if any."""
 
@@ -124,26 +125,31 @@ def prism(footprint: np.ndarray, y0: float, y1: float, label: int, colour: Colou
     Side faces and the top are back-face culled, so only the faces turned to the camera are drawn.
     """
     fp = np.asarray(footprint, np.float64)
-    centroid = fp.mean(axis=0)
-    faces = []
-    for i in range(len(fp)):
-        (xa, za), (xb, zb) = fp[i], fp[(i + 1) % len(fp)]
-        normal = np.array([zb - za, 0.0, xa - xb])
-        normal /= np.linalg.norm(normal)
-        if normal[0] * ((xa + xb) / 2 - centroid[0]) + normal[2] * ((za + zb) / 2 - centroid[1]) < 0:
-            normal = -normal
-        pts = np.array([[xa, y0, za], [xb, y0, zb], [xb, y1, zb], [xa, y1, za]])
-        faces.append(Facet(label, [Part(pts, colour, material)], normal, cull=True, shadow_parts=1))
-    top = np.column_stack([fp[:, 0], np.full(len(fp), y1), fp[:, 1]])
+    corners = fp.tolist()  # (plain floats: a handful of corners cost less in Python than in NumPy calls)
+    count = len(corners)
+    cx = sum(x for x, _ in corners) / count
+    cz = sum(z for _, z in corners) / count
+    sides, normals = [], []
+    for i in range(count):
+        (xa, za), (xb, zb) = corners[i], corners[(i + 1) % count]
+        nx, nz = zb - za, xa - xb
+        length = math.sqrt(nx * nx + nz * nz)
+        nx, nz = nx / length, nz / length
+        if nx * ((xa + xb) / 2 - cx) + nz * ((za + zb) / 2 - cz) < 0:  # make it point outwards
+            nx, nz = -nx, -nz
+        sides.append([[xa, y0, za], [xb, y0, zb], [xb, y1, zb], [xa, y1, za]])
+        normals.append([nx, 0.0, nz])
+    faces = [Facet(label, [Part(pts, colour, material)], normal, cull=True, shadow_parts=1)
+             for pts, normal in zip(np.array(sides), np.array(normals))]
+    top = np.array([[x, y1, z] for x, z in corners])
     faces.append(Facet(label, [Part(top, top_colour or colour, material)], np.array([0.0, 1.0, 0.0]), cull=True,
                        casts_shadow=False))
     return faces
 
 
-def plane_points(origin: np.ndarray, u_axis: np.ndarray, v_axis: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    """(k, 2) plane coordinates -> (k, 3) world points origin + u*u_axis + v*v_axis."""
-    uv = np.asarray(uv, np.float64)
-    return origin + uv[:, :1] * u_axis + uv[:, 1:2] * v_axis
+def uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """The very draw and value of `rng.uniform(low, high)`, at a third of its cost (scenes make ~1500 a frame)."""
+    return low + (high - low) * rng.random()
 
 
 def rect_uv(u0: float, v0: float, u1: float, v1: float) -> np.ndarray:
@@ -158,14 +164,20 @@ def ellipse_uv(cu: float, cv: float, ru: float, rv: float, sides: int = 10) -> n
     return _UNIT_CIRCLES[sides] * (ru, rv) + (cu, cv)
 
 
+def ellipses_uv(params: list[tuple[float, float, float, float]], sides: int) -> np.ndarray:
+    """(n, sides, 2) ellipses (cu, cv, ru, rv) at once, each as `ellipse_uv` would make it."""
+    p = np.array(params, np.float64).reshape(-1, 4)
+    return _UNIT_CIRCLES[sides] * p[:, None, 2:] + p[:, None, :2]
+
+
 def billboard_axes(camera: Camera, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A vertical plane through `base` turned to the camera: (u_axis right, v_axis up, normal)."""
-    to_cam = camera.origin - base
-    to_cam[1] = 0.0
-    norm = np.linalg.norm(to_cam)
-    normal = to_cam / norm if norm > 1e-6 else np.array([0.0, 0.0, -1.0])
-    u_axis = np.array([-normal[2], 0.0, normal[0]])  # right as seen from the camera
-    return u_axis, np.array([0.0, 1.0, 0.0]), normal
+    ex, _, ez = camera.position
+    to_x, to_z = ex - float(base[0]), ez - float(base[2])
+    norm = math.sqrt(to_x * to_x + to_z * to_z)
+    nx, nz = (to_x / norm, to_z / norm) if norm > 1e-6 else (0.0, -1.0)
+    # u_axis: right as seen from the camera.
+    return np.array([-nz, 0.0, nx]), np.array([0.0, 1.0, 0.0]), np.array([nx, 0.0, nz])
 
 
 def billboard(camera: Camera, base: np.ndarray, label: int, shapes: list[tuple[np.ndarray, Colour, Material]],
@@ -174,14 +186,27 @@ def billboard(camera: Camera, base: np.ndarray, label: int, shapes: list[tuple[n
 
     `toward_camera` moves the plane that far to the camera, so a rider is drawn in front of its bicycle.
     """
-    u_axis, v_axis, normal = billboard_axes(camera, np.asarray(base, np.float64))
+    u_axis, v_axis, normal = billboard_axes(camera, base)
     origin = np.asarray(base, np.float64) + normal * toward_camera
-    parts = [Part(plane_points(origin, u_axis, v_axis, uv), colour, material) for uv, colour, material in shapes]
+    # All shapes mapped in one go (world = origin + u * u_axis + v * up); each part keeps a view of its corners.
+    world = np.concatenate([uv for uv, _, _ in shapes]) @ np.array([u_axis.tolist(), v_axis.tolist()]) + origin
+    parts, start = [], 0
+    for uv, colour, material in shapes:
+        end = start + len(uv)
+        parts.append(Part(world[start:end], colour, material))
+        start = end
     return Facet(label, parts, normal, cull=False)
+
+
+def on_ground(points_xz: np.ndarray, y: float) -> np.ndarray:
+    """(k, 2) x/z points -> (k, 3) world points at height y."""
+    world = np.empty((len(points_xz), 3))
+    world[:, 0::2] = points_xz
+    world[:, 1] = y
+    return world
 
 
 def ground_polygon(points_xz: np.ndarray, y: float, label: int, colour: Colour, material: Material,
                    convex: bool = False) -> Facet:
-    pts = np.asarray(points_xz, np.float64)
-    world = np.column_stack([pts[:, 0], np.full(len(pts), y), pts[:, 1]])
+    world = on_ground(np.asarray(points_xz, np.float64), y)
     return Facet(label, [Part(world, colour, material, convex)], np.array([0.0, 1.0, 0.0]), casts_shadow=False)

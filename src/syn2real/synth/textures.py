@@ -2,7 +2,7 @@
 
 Each photo becomes a seamless, mean-one detail map (high-passed so its own lighting does not show, mirrored
 so it tiles without seams) that multiplies a surface's colour, sampled in world metres so it shrinks with
-distance like a real surface.
+distance like a real surface. All maps sit in one atlas, so a frame's textures take a single remap.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ import numpy as np
 from skimage import data as skdata
 
 from syn2real.synth.scene import Material
+
+#: Detail beyond this many metres would only alias: it fades out towards it.
+FADE_DISTANCE = 50.0
+_SIZE = 256  # side of one detail map, in texels
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ TEXTURES = {
 
 
 @lru_cache(maxsize=None)
-def detail_map(photo: str, size: int = 256) -> np.ndarray:
+def detail_map(photo: str, size: int = _SIZE) -> np.ndarray:
     """(size, size) float32 seamless detail with mean 1 from a grayscale scikit-image photo.
 
     Small on purpose: sampling far surfaces jumps across the map, and a map that fits the cache samples fast.
@@ -55,27 +59,61 @@ def detail_map(photo: str, size: int = 256) -> np.ndarray:
     return small
 
 
-def apply_textures(colour: np.ndarray, material: np.ndarray, tex_u: np.ndarray, tex_v: np.ndarray,
-                   depth: np.ndarray, strength: float = 1.0) -> None:
-    """Multiply `colour` in place by each material's detail map at texture coordinates in metres.
+@dataclass(frozen=True)
+class Atlas:
+    """The detail maps stacked vertically, each followed by a copy of its first row.
 
-    Detail fades out with distance, where it would only alias.
+    Horizontally a map wraps by itself (remap's BORDER_WRAP over the atlas width); vertically the texture
+    coordinate is wrapped into its map's rows, and the extra row lets bilinear sampling wrap at the seam.
+    Per material (256-entry tables for `cv2.LUT` on the material picture): texels per metre, the first
+    atlas row of its map, and the detail's strength (0 for untextured materials).
     """
-    fade = np.clip(1.0 - depth / 50.0, 0.0, 1.0)
+
+    image: np.ndarray
+    texels: np.ndarray
+    row: np.ndarray
+    strength: np.ndarray
+
+
+@lru_cache(maxsize=1)
+def atlas() -> Atlas:
+    photos = list(dict.fromkeys(tex.photo for tex in TEXTURES.values()))
+    maps = [detail_map(photo) for photo in photos]
+    image = np.concatenate([np.concatenate([m, m[:1]]) for m in maps])
+    texels = np.zeros(256, np.float32)
+    row = np.zeros(256, np.float32)
+    strength = np.zeros(256, np.float32)
     for mat, tex in TEXTURES.items():
-        region = material == mat
-        rows = np.flatnonzero(region.any(axis=1))
-        if len(rows) == 0:
-            continue
-        cols = np.flatnonzero(region.any(axis=0))
-        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        region = region[y0:y1, x0:x1]
-        detail = detail_map(tex.photo)
-        size = detail.shape[0]
-        texels = size / 2 / tex.metres  # the map holds two mirrored copies of the photo across
-        map_x = tex_u[y0:y1, x0:x1] * np.float32(texels)
-        map_y = tex_v[y0:y1, x0:x1] * np.float32(texels)
-        sample = cv2.remap(detail, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
-        factor = 1.0 + (sample - 1.0) * (tex.strength * strength * fade[y0:y1, x0:x1])
-        view = colour[y0:y1, x0:x1]
-        np.multiply(view, factor[..., None], out=view, where=region[..., None])
+        texels[mat] = _SIZE / 2 / tex.metres  # a map holds two mirrored copies of the photo across
+        row[mat] = photos.index(tex.photo) * (_SIZE + 1)
+        strength[mat] = tex.strength
+    for table in (image, texels, row, strength):
+        table.setflags(write=False)
+    return Atlas(image, texels, row, strength)
+
+
+def texture_factor(material: np.ndarray, tex_u: np.ndarray, tex_v: np.ndarray, depth: np.ndarray,
+                   strength: float = 1.0) -> np.ndarray:
+    """(H, W) float32 factor that multiplies each pixel's colour by its material's detail map.
+
+    Texture coordinates are in metres; detail fades out with distance (the factor is 1 from
+    `FADE_DISTANCE` on, and on untextured materials).
+    """
+    maps = atlas()
+    texels = cv2.LUT(material, maps.texels)
+    map_x = tex_u * texels
+    map_y = tex_v * texels
+    map_y *= np.float32(1 / _SIZE)
+    map_y -= np.floor(map_y)
+    map_y *= np.float32(_SIZE)
+    map_y += cv2.LUT(material, maps.row)
+    sample = cv2.remap(maps.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+    # factor = 1 + (sample - 1) * material strength * fade, fade = 1 - depth / FADE_DISTANCE clipped to [0, 1]
+    weight = np.minimum(depth, np.float32(FADE_DISTANCE))
+    weight *= np.float32(-strength / FADE_DISTANCE)
+    weight += np.float32(strength)
+    weight *= cv2.LUT(material, maps.strength)
+    sample -= 1.0
+    sample *= weight
+    sample += 1.0
+    return sample

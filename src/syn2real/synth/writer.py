@@ -25,7 +25,7 @@ from syn2real.synth.raster import render
 from syn2real.synth.styles import apply_style, check_style
 
 #: Bumped whenever the same settings would draw different pixels; recorded in the manifest.
-RENDERER_VERSION = "1.0"
+RENDERER_VERSION = "1.1"
 MANIFEST = "manifest.json"
 NUM_CLASSES = CITYSCAPES19.num_classes
 
@@ -51,14 +51,32 @@ def render_frame(index: int, size: tuple[int, int], style: str, seed: int, split
     return apply_style(frame, scene, style, look), frame.label
 
 
-def encode_png(array: np.ndarray) -> bytes:
-    """PNG bytes of an RGB (H, W, 3) or index (H, W) uint8 array; OpenCV's encoder is deterministic."""
+#: Fast lossless PNG: the "up" filter alone (libpng otherwise tries all five on every row) and run-length
+#: deflate at level 1. At 512x256: labels 0.25 ms (5 KiB), synthetic images 1.2 ms (40 KiB), against 0.7 and
+#: 2.5 ms for level 1's defaults.
+PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+              cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+#: Stored (uncompressed) PNG, for pictures whose sensor noise deflate cannot shrink much: a `photo` image
+#: takes 0.35 ms and 385 KiB at 512x256 this way, against at least 3 ms for 175 KiB with any zlib setting.
+PNG_STORED = [cv2.IMWRITE_PNG_COMPRESSION, 0, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+
+
+def encode_png(array: np.ndarray, compress: bool = True) -> bytes:
+    """PNG bytes of an RGB (H, W, 3) or index (H, W) uint8 array; OpenCV's encoder is deterministic.
+
+    Lossless either way; `compress=False` trades file size for speed (see PNG_STORED).
+    """
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    ok, data = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    ok, data = cv2.imencode(".png", array, PNG_PARAMS if compress else PNG_STORED)
     if not ok:
         raise DataError("PNG encoding failed")
     return data.tobytes()
+
+
+def compress_image(style: str) -> bool:
+    """Whether a style's images are worth deflating: `photo` noise is not (see PNG_STORED)."""
+    return style != "photo"
 
 
 def class_counts(label: np.ndarray) -> list[int]:
@@ -76,7 +94,7 @@ def _write_frame(job: tuple) -> tuple[int, list[int]]:
     image, label = render_frame(index, size, style, seed, split, Knobs.from_dict(knobs))
     image_path, label_path = _paths(out, split, index)
     atomic_write_bytes(label_path, encode_png(label))
-    atomic_write_bytes(image_path, encode_png(image))
+    atomic_write_bytes(image_path, encode_png(image, compress_image(style)))
     return index, class_counts(label)
 
 
