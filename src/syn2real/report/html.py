@@ -22,7 +22,7 @@ h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #
 table{border-collapse:collapse;font-size:.9em}td,th{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}
 th:first-child,td:first-child{text-align:left}.sw{display:inline-block;width:.9em;height:.9em;margin-right:.4em;
 vertical-align:middle;border:1px solid #999}.big{font-size:1.4em;font-weight:600}img{max-width:100%}
-.rows td{padding:2px;border:none}.muted{color:#777}
+.rows td{padding:2px;border:none}.rows th{text-align:center}.muted{color:#777}
 """
 
 
