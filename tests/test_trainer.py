@@ -25,7 +25,7 @@ from syn2real.engine.checkpoint import last_checkpoint, load_weights, save_check
 from syn2real.engine.distributed import ResumableSampler
 from syn2real.engine.optim import build_optimizer, lr_factor
 from syn2real.engine.trainer import Trainer, train
-from syn2real.errors import TrainingError, WeightsError
+from syn2real.errors import ConfigError, TrainingError, WeightsError
 from syn2real.labels import CITYSCAPES19
 from syn2real.methods import METHODS, Method, build_method, method_class
 from syn2real.methods.source_only import SourceOnly
@@ -190,6 +190,16 @@ def test_fit_writes_run_folder(tmp_path):
     weights = load_weights(run)
     assert_same_weights(weights, trainer.model.state_dict())
     assert not torch.equal(weights["head.1.weight"], init["head.1.weight"])
+
+
+def test_keep_checkpoints(tmp_path):
+    cfg = tiny_config(tmp_path, "keep1", "train.checkpoint_every=2", "train.keep_checkpoints=1")
+    run_tiny(cfg)
+    assert sorted(p.name for p in (cfg.run_dir / "checkpoints").iterdir()) == [
+        "iter_000008.safetensors", "iter_000008.state.pt", "last.json"]
+    with pytest.raises(ConfigError, match="keep_checkpoints must be at least 1"):
+        Trainer(tiny_config(tmp_path, "keep0", "train.keep_checkpoints=0"), model=TinySegmentor(),
+                datasets=tiny_datasets(cfg))
 
 
 def test_resume_after_crash_is_bit_identical(tmp_path):

@@ -92,6 +92,8 @@ class TrainConfig:
     iters: int = 1000
     eval_every: int = 0  # 0: only at the end
     checkpoint_every: int = 500
+    # How many of the latest checkpoints stay on disk (older ones are deleted once a newer one is complete).
+    keep_checkpoints: int = 2
     log_every: int = 10
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 only on CUDA)
     seed: int = 0

@@ -109,8 +109,9 @@ class Trainer:
                  init_from: str | Path | None = None, progress: bool = False):
         if model is not None and method is not None:
             raise ValueError("pass either a model or a method (which brings its model), not both")
-        if cfg.train.iters < 1:
-            raise ConfigError(f"train.iters must be at least 1, got {cfg.train.iters}")
+        for key in ("iters", "keep_checkpoints"):
+            if getattr(cfg.train, key) < 1:
+                raise ConfigError(f"train.{key} must be at least 1, got {getattr(cfg.train, key)}")
         self.cfg = cfg
         self.progress = progress
         device = resolve_device(cfg.train.device)
@@ -352,7 +353,8 @@ class Trainer:
             "rng": ddp.all_gather_objects(_rng_state(self.device)),
         }
         if self.is_main:
-            save_checkpoint(self.ckpt_dir, self.step, self.model.state_dict(), state)
+            save_checkpoint(self.ckpt_dir, self.step, self.model.state_dict(), state,
+                            keep=self.cfg.train.keep_checkpoints)
         ddp.barrier()
         self.last_saved = weights_path(self.ckpt_dir, self.step)
 
