@@ -13,7 +13,8 @@ from syn2real.config import DatasetConfig
 from syn2real.data import build_dataset
 from syn2real.errors import ConfigError, DataError
 from syn2real.labels import C, CITYSCAPES19
-from syn2real.synth import Knobs, render, render_dataset, render_frame, sample_scene, styles, textures, write_preview
+from syn2real.synth import (Knobs, layout, objects, render, render_dataset, render_frame, sample_scene, styles,
+                            textures, write_preview)
 from syn2real.synth.camera import NEAR, Camera, clip_near
 from syn2real.synth.objects import box, pole
 from syn2real.synth.scene import Scene
@@ -178,6 +179,42 @@ def test_drawing_order_changes_nothing():
     assert np.array_equal(forward.depth, backward.depth)
 
 
+def test_leaving_out_back_faces_changes_nothing(monkeypatch):
+    # The layout drops faces turned away from the camera (and builds no facade on them) but must make the
+    # same random draws; keeping every face, for the rasteriser to cull, must give the very same frame.
+    build_prism = layout.prism
+    frames = []
+    for keep_all in (False, True):
+        if keep_all:
+            monkeypatch.setattr(layout, "prism", lambda *args, eye=None, **kwargs: build_prism(*args, **kwargs))
+            monkeypatch.setattr(layout.StreetBuilder, "_faces_eye", lambda self, facet: True)
+        geometry, _ = frame_generators(6, "train", 1)
+        scene = sample_scene(256, 128, geometry)
+        frames.append((len(scene.objects), render(scene)))
+    (fewer, culled), (more, everything) = frames
+    assert fewer < more, "some faces should have been left out"
+    assert np.array_equal(culled.label, everything.label) and np.array_equal(culled.colour, everything.colour)
+
+
+def test_trees_built_together_equal_trees_built_alone():
+    # A frame's trees are built in one batch; no tree may take another's branches, blobs, colours or place.
+    camera = Camera(160, 80, position=(0.0, 1.4, 0.0))
+    rng = np.random.default_rng(3)
+    drawn = [objects.tree_draws(rng, np.array([x, 0.12, 10.0 + 3 * x]), bare=x % 3 == 0,
+                                foliage=(0.1 * x, 0.3, 0.1)) for x in range(-4, 5)]
+    together = objects.trees(camera, drawn)
+    assert {t.bare for t in drawn} == {True, False}
+    for facet, draws in zip(together, drawn):
+        (alone,) = objects.trees(camera, [draws])
+        assert facet.label == C["vegetation"] and len(facet.parts) == 1 + len(draws.columns)
+        assert np.array_equal(facet.normal, alone.normal)
+        for part, single in zip(facet.parts, alone.parts, strict=True):
+            assert np.array_equal(part.points, single.points) and part.colour == single.colour
+        # The cut-out stands on the tree's foot, turned to the camera.
+        assert np.allclose(facet.parts[0].points[:2, 1], draws.base[1])
+        assert abs(facet.normal @ (camera.origin - draws.base) - np.hypot(*(camera.origin - draws.base)[[0, 2]])) < 1e-9
+
+
 def test_near_plane_clipping_keeps_the_part_in_front():
     # A square reaching from 1 m behind the camera to 1 m in front: what is kept starts at the near plane.
     square = np.array([[-1.0, 0.0, -1.0], [1.0, 0.0, -1.0], [1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]])
@@ -203,17 +240,36 @@ def test_fused_style_passes_equal_the_plain_colour_chain():
     expected = np.clip(np.rint(plain * 255), 0, 255)
     fused = styles._compose(colour, matrix, offset, haze, texture * keep, keep, vignette)
     assert np.abs(fused.astype(int) - expected).max() <= 1
+    # Without vignetting (the synthetic style's case).
+    unvignetted = np.clip(np.rint(plain / vignette[..., None] * 255), 0, 255)
+    fused = styles._compose(colour, matrix, offset, haze, texture * keep, keep)
+    assert np.abs(fused.astype(int) - unvignetted).max() <= 1
 
 
-def test_sensor_noise_table_is_the_tone_curve_around_zero_noise():
-    codes = styles._noise_codes(8, 8)
-    noise = (codes.astype(float) - (styles._NOISE_LEVELS - 1) / 2) * 2 * styles._NOISE_RANGE / (styles._NOISE_LEVELS - 1)
-    assert abs(noise.mean()) < 0.05 and 0.9 < noise.std() < 1.1  # in units of the noise's own sigma
-    table = styles._sensor_table(0.0, 0.8).reshape(256, styles._NOISE_LEVELS)
-    curve = np.rint((np.arange(256) / 255.0) ** 0.8 * 255)
-    assert np.abs(table.astype(int) - curve[:, None]).max() <= 1  # no noise: every code gives the curve
-    noisy = styles._sensor_table(0.025, 1.0).reshape(256, styles._NOISE_LEVELS)
-    assert (np.diff(noisy[128].astype(int)) >= 0).all() and noisy[128, -1] - noisy[128, 0] > 20
+def test_surface_detail_samples_every_second_pixel_exactly():
+    # The photo style's texture factor is computed at even pixels and interpolated between them: at those
+    # pixels it must equal the factor computed at full resolution, and elsewhere stay close to it.
+    geometry, _ = frame_generators(0, "train", 2)
+    scene = sample_scene(*SMALL, geometry)
+    frame = render(scene)
+    detail = styles._surface_detail(frame, scene, strength=1.0)
+    depth = np.minimum(frame.depth, np.float32(textures.FADE_DISTANCE))
+    tex_u, tex_v = styles._texture_coordinates(frame, scene, depth, frame.part, (0, 0, *SMALL), step=1)
+    full = textures.texture_factor(frame.material, tex_u, tex_v, depth)
+    full[frame.depth >= textures.FADE_DISTANCE] = 1.0
+    assert (full != 1.0).mean() > 0.3, "the frame should show plenty of textured surface"
+    assert np.allclose(detail[::2, ::2], full[::2, ::2], atol=1e-5)
+    assert np.abs(detail - full).mean() < 0.1
+
+
+def test_sensor_noise_is_unit_variance_and_grows_with_brightness():
+    noise = styles._sensor_noise(8, 8)
+    assert abs(noise.mean()) < 0.05 and 0.9 < noise.std() < 1.1
+    curve = styles._tone_curve(0.8)
+    assert np.abs(curve.astype(int) - np.rint((np.arange(256) / 255.0) ** 0.8 * 255)).max() == 0
+    shot = styles._shot_noise(0.025)
+    assert (np.diff(shot) >= 0).all() and shot[0] > 0  # brighter pixels are noisier, dark ones not clean
+    assert abs(shot[255] - 0.025 * 255) < 1e-3
 
 
 def test_texture_atlas_samples_each_materials_own_map():

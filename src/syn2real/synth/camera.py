@@ -97,13 +97,14 @@ class Camera:
         return float(right / f), float(down / f), float(forward - right * cx / f - down * cy / f)
 
     def ray_dot_map(self, direction: np.ndarray, x0: int = 0, y0: int = 0, x1: int | None = None,
-                    y1: int | None = None) -> np.ndarray:
-        """(H, W) float32 ray . direction over the pixel box [x0, x1) x [y0, y1) (the whole picture by default)."""
+                    y1: int | None = None, step: int = 1) -> np.ndarray:
+        """(H, W) float32 ray . direction over the pixel box [x0, x1) x [y0, y1) (the whole picture by default),
+        at every `step`-th pixel of it."""
         a, b, c = self.ray_dot(direction)
         x1 = self.width if x1 is None else x1
         y1 = self.height if y1 is None else y1
-        u = np.arange(x0, x1, dtype=np.float32) * np.float32(a)
-        v = np.arange(y0, y1, dtype=np.float32)[:, None] * np.float32(b) + np.float32(c)
+        u = np.arange(x0, x1, step, dtype=np.float32) * np.float32(a)
+        v = np.arange(y0, y1, step, dtype=np.float32)[:, None] * np.float32(b) + np.float32(c)
         return u + v
 
 

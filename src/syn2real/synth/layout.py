@@ -156,7 +156,9 @@ class Palette:
         a = amount * self.jitter
         r0, r1, r2, r3 = self.rng.random(4).tolist()
         scale = 1 + a * (2 * r0 - 1)
-        return tuple(min(max(c * scale + a * (r - 0.5), 0.0), 1.0) for c, r in zip(colour, (r1, r2, r3)))
+        red, green, blue = colour  # (spelled out: ~150 colours a frame, and a generator costs twice as much)
+        return (min(max(red * scale + a * (r1 - 0.5), 0.0), 1.0), min(max(green * scale + a * (r2 - 0.5), 0.0), 1.0),
+                min(max(blue * scale + a * (r3 - 0.5), 0.0), 1.0))
 
     def pick(self, colours: list[Colour], amount: float = 0.08) -> Colour:
         return self.vary(colours[self.rng.integers(len(colours))], amount)
@@ -219,6 +221,7 @@ class StreetBuilder:
         self.palette = Palette(rng, knobs.colour_jitter)
         self.ground: list[Facet] = []
         self.objects: list[Facet] = []
+        self.trees: list[obj.TreeDraws] = []  # drawn in place, built together at the end
         self.width, self.height = width, height
 
     def u(self, lohi: tuple[float, float]) -> float:
@@ -267,6 +270,7 @@ class StreetBuilder:
         self._furniture()
         self._traffic()
         self._people()
+        self.objects += obj.trees(camera, self.trees)  # (the rasteriser's result does not depend on the order)
         return Scene(camera, self.environment, self.ground, self.objects)
 
     def _junctions(self, bend_start: float) -> list[Junction]:
@@ -496,16 +500,17 @@ class StreetBuilder:
             return
         colour = pal.vary(self.facade_palette[rng.integers(3)] if rng.random() < 0.7 else pal.pick(FACADES, 0.15), 0.06)
         material = Material.BRICK if colour[0] > colour[2] + 0.12 and rng.random() < 0.8 else Material.CONCRETE
-        facets = prism(fp, base_y, height, C["building"], colour, material)
+        # Faces turned away from the camera are left out (None); their facades only make their random draws.
+        facets = prism(fp, base_y, height, C["building"], colour, material, eye=self._eye)
         (x0, z0), (x1, z1), (x2, z2), (x3, z3) = corners[:4]
         front_len = math.hypot(x1 - x0, z1 - z0)
         if windows and front_len > 2.5:
             # The prism's first side face runs along the footprint's first edge: the street front.
-            self._facade(facets[0], front_len, height - base_y, colour)
+            self._facade(facets[0], front_len, height - base_y)
             side_len = math.hypot(x2 - x1, z2 - z1)
             for face in (facets[1], facets[3]):
                 if rng.random() < 0.4:
-                    self._facade(face, side_len, height - base_y, colour, shop=False)
+                    self._facade(face, side_len, height - base_y, shop=False)
         if rng.random() < 0.45:  # pitched roof rising back from the street front
             rise = float(uniform(rng, 1.5, 4.0))
             depth = math.hypot(x3 - x0, z3 - z0)
@@ -517,21 +522,36 @@ class StreetBuilder:
             if normal[1] < 0:
                 normal = -normal
             facets.append(Facet(C["building"], [Part(roof, pal.pick(ROOFS), Material.CONCRETE)], normal))
-        self._add(facets)
+        self.objects += [f for f in facets if f is not None]
+
+    def _faces_eye(self, facet: Facet) -> bool:
+        """Whether a facet can show: a closed solid's face turned away from the camera never does."""
+        if not facet.cull:
+            return True
+        ex, ey, ez = self._eye
+        (nx, ny, nz), (ax, ay, az) = facet.normal.tolist(), facet.parts[0].points[0].tolist()
+        return nx * (ex - ax) + ny * (ey - ay) + nz * (ez - az) > 0
 
     def _add(self, facets: list[Facet]) -> None:
-        """Keep the facets that can face the camera (closed solids' back faces never show)."""
-        ex, ey, ez = self._eye
-        for f in facets:
-            if f.cull:
-                (nx, ny, nz), (ax, ay, az) = f.normal.tolist(), f.parts[0].points[0].tolist()
-                if nx * (ex - ax) + ny * (ey - ay) + nz * (ez - az) <= 0:
-                    continue
-            self.objects.append(f)
+        """Keep the facets that can face the camera."""
+        self.objects += [f for f in facets if self._faces_eye(f)]
 
-    def _facade(self, face: Facet, length: float, height: float, wall: Colour, shop: bool = True) -> None:
-        """A window grid on a prism face (bottom a, bottom b, top b, top a) and maybe a shop front and door."""
+    def _facade(self, face: Facet | None, length: float, height: float, shop: bool = True) -> None:
+        """A window grid on a prism face (bottom a, bottom b, top b, top a) and maybe a shop front and door.
+
+        With no face (it is turned away from the camera) only the random draws are made, so later ones
+        do not shift.
+        """
         rng = self.rng
+        floor_h = float(uniform(rng, 2.9, 3.6))
+        spacing = float(uniform(rng, 2.2, 3.8))
+        win_w = float(uniform(rng, 0.8, min(1.8, spacing - 0.5)))
+        win_h = float(uniform(rng, 1.1, min(2.0, floor_h - 0.9)))
+        tone = float(uniform(rng, 0.1, 0.35))
+        shop_front = shop and rng.random() < 0.5 and height > 4
+        fascia = tuple(float(v) for v in rng.uniform(0.05, 0.9, 3)) if shop_front else None
+        if face is None:
+            return
         bl, br, _, _ = face.parts[0].points
         along = (br - bl) / max(math.dist(br.tolist(), bl.tolist()), 1e-9)
         # Face coordinates (u along, v up) -> world: [u, v] @ axes + bl.
@@ -540,17 +560,11 @@ class StreetBuilder:
         def place(u0, v0, u1, v1, colour, material):
             return Part(rect_uv(u0, v0, u1, v1) @ axes + bl, colour, material)
 
-        floor_h = float(uniform(rng, 2.9, 3.6))
-        spacing = float(uniform(rng, 2.2, 3.8))
-        win_w = float(uniform(rng, 0.8, min(1.8, spacing - 0.5)))
-        win_h = float(uniform(rng, 1.1, min(2.0, floor_h - 0.9)))
-        tone = float(uniform(rng, 0.1, 0.35))
         glass = (tone * 0.9, tone, tone * 1.15)
         columns = max(int((length - 0.8) / spacing), 1)
         margin = (length - columns * spacing) / 2
         first = 0
-        if shop and rng.random() < 0.5 and height > 4:
-            fascia = tuple(float(v) for v in rng.uniform(0.05, 0.9, 3))
+        if shop_front:
             face.parts.append(place(0.3, 2.6, length - 0.3, 3.3, fascia, Material.PAINT))
             face.parts.append(place(0.5, 0.3, length - 0.5, 2.5, glass, Material.GLASS))
             first = 1
@@ -635,7 +649,7 @@ class StreetBuilder:
         sg = 1 if d > 0 else -1
         for a, b in self._segments(s0, s1):
             fp = self._footprint(a, b, d, d + sg * 0.3)
-            self._add(prism(fp, 0.0, height, C["wall"], colour, material))
+            self.objects += [f for f in prism(fp, 0.0, height, C["wall"], colour, material, eye=self._eye) if f]
 
     def _hedge(self, d: float, s0: float, s1: float) -> None:
         colour = self.palette.pick(FOLIAGE)
@@ -643,7 +657,8 @@ class StreetBuilder:
         sg = 1 if d > 0 else -1
         for a, b in self._segments(s0, s1):
             fp = self._footprint(a, b, d, d + sg * 0.9)
-            self._add(prism(fp, 0.0, height, C["vegetation"], colour, Material.FOLIAGE))
+            faces = prism(fp, 0.0, height, C["vegetation"], colour, Material.FOLIAGE, eye=self._eye)
+            self.objects += [f for f in faces if f]
 
     def _fence(self, d: float, s0: float, s1: float, kind: str) -> None:
         rng = self.rng
@@ -680,8 +695,8 @@ class StreetBuilder:
         if not self._sees((x, 5.0, z), 8.0):
             return
         bare = self.rng.random() < 0.3
-        self.objects.append(obj.tree(self.camera, np.array([x, base_y, z]), self.rng, height, bare,
-                                     self.palette.pick(FOLIAGE, 0.15)))
+        foliage = self.palette.pick(FOLIAGE, 0.15)
+        self.trees.append(obj.tree_draws(self.rng, np.array([x, base_y, z]), height, bare, foliage))
 
     def _side_road(self, j: Junction) -> None:
         """Buildings along a side road, their fronts facing it, and a street light or two."""

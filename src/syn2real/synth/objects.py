@@ -8,13 +8,14 @@ turned to the camera, their side and front profiles foreshortened by the angle t
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from syn2real.labels import C
 from syn2real.synth.camera import Camera
 from syn2real.synth.scene import (Colour, Facet, Material, Part, billboard, billboard_axes, ellipse_uv,
-                                  ellipses_uv, rect_uv, uniform)
+                                  ellipses_uv, facing_camera, rect_uv, uniform)
 
 FaceDetail = tuple[np.ndarray, Colour, Material]  # (k, 2) polygon in face fractions (0..1 along, 0..1 up)
 
@@ -25,7 +26,6 @@ def _unit(x: float, y: float, z: float) -> list[float]:
 
 
 _BOX_SIDES = {"back": (1, 0), "right": (2, 1), "front": (3, 2), "left": (0, 3)}  # bottom corners of each side
-_FACES = np.arange(len(_BOX_SIDES))
 
 
 def box(centre: tuple[float, float], heading: float, length: float, width: float, y0: float, y1: float,
@@ -63,12 +63,15 @@ def box(centre: tuple[float, float], heading: float, length: float, width: float
                  for (nx, ny, nz), (a, _) in zip(unit_normals, _BOX_SIDES.values())] + [ey > y1]
     details = details or {}
     face_details = [(details.get(name) or []) if show else [] for name, show in zip(_BOX_SIDES, shown)]
-    uvs = [uv for shapes in face_details for uv, _, _ in shapes]
+    uvs, face_of_corner = [], []
+    for face, shapes in enumerate(face_details):
+        for uv, _, _ in shapes:
+            uvs.append(uv)
+            face_of_corner += [face] * len(uv)
     if uvs:
         # Every detail corner of every face through its face's bilinear map at once.
         frac = np.concatenate(uvs)
-        per_face = [sum(len(uv) for uv, _, _ in shapes) for shapes in face_details]
-        q = quads[np.repeat(_FACES, per_face)]
+        q = quads[face_of_corner]
         fu, fv = frac[:, :1], frac[:, 1:2]
         low = q[:, 0] + (q[:, 1] - q[:, 0]) * fu
         mapped = low + (q[:, 3] + (q[:, 2] - q[:, 3]) * fu - low) * fv
@@ -326,37 +329,102 @@ def rider(camera: Camera, base: np.ndarray, heading: float, rng: np.random.Gener
 # ---- vegetation, poles, signs, lights -------------------------------------------------------------------
 
 
-def tree(camera: Camera, base: np.ndarray, rng: np.random.Generator, height: float | None = None,
-         bare: bool = False, foliage: Colour = (0.2, 0.35, 0.12)) -> Facet:
-    """A tree: trunk and a crown of overlapping blobs (or, bare, a fan of branches); all vegetation."""
+@dataclass(slots=True)
+class TreeDraws:
+    """The random choices of one tree. Trees are drawn one by one, in the layout's order of draws, and built
+    all together at the end (`trees`): a frame's few dozen trees then cost a handful of array operations."""
+
+    base: np.ndarray  # world point of the foot
+    foliage: Colour
+    trunk_w: float
+    trunk_top: float
+    # Bare: per branch (angle, length, start height); leafy: per blob (centre u, centre v, radius u, radius v,
+    # shade).
+    columns: np.ndarray
+    bare: bool
+
+
+def tree_draws(rng: np.random.Generator, base: np.ndarray, height: float | None = None, bare: bool = False,
+               foliage: Colour = (0.2, 0.35, 0.12)) -> TreeDraws:
+    """Draw a tree: trunk and a crown of overlapping blobs (or, bare, a fan of branches); see `trees`."""
     height = height or uniform(rng, 5.0, 14.0)
     trunk_w = uniform(rng, 0.18, 0.4) * height / 9
     crown_base = height * uniform(rng, 0.3, 0.45)
     radius = (height - crown_base) * uniform(rng, 0.35, 0.55)
-    bark = (0.28, 0.23, 0.18)
-    shapes = [(rect_uv(-trunk_w / 2, 0.0, trunk_w / 2, crown_base + radius * 0.5), bark, Material.PLAIN)]
-    centre_v = crown_base + radius
     # Branches or blobs drawn all at once: a handful of vector draws instead of five scalar ones each.
     if bare:
         count = int(rng.integers(6, 11))
         angle = rng.uniform(-1.3, 1.3, count)
         length = radius * rng.uniform(0.7, 1.3, count)
         start_v = crown_base + rng.uniform(0, radius, count)
-        tip_u, tip_v = np.sin(angle) * length, start_v + np.cos(angle) * length
-        w0, w1 = trunk_w * 0.35, trunk_w * 0.08
-        branches = np.stack([np.column_stack([np.full(count, -w0), start_v]), np.column_stack([np.full(count, w0), start_v]),
-                             np.column_stack([tip_u + w1, tip_v]), np.column_stack([tip_u - w1, tip_v])], axis=1)
-        shapes += [(uv, (0.25, 0.22, 0.2), Material.PLAIN) for uv in branches]
+        columns = np.column_stack([angle, length, start_v])
     else:
         count = int(rng.integers(4, 8))
-        centres = rng.standard_normal((count, 2)) * (radius * 0.35, radius * 0.3) + (0.0, centre_v)
+        centres = rng.standard_normal((count, 2)) * (radius * 0.35, radius * 0.3) + (0.0, crown_base + radius)
         r = radius * rng.uniform(0.5, 0.8, count)
         shade = rng.uniform(0.7, 1.2, count)
         aspect = rng.uniform(0.8, 1.1, count)
-        blobs = np.column_stack([centres, r, r * aspect]).tolist()
-        colours = np.clip(shade[:, None] * np.asarray(foliage), 0.0, 1.0).tolist()
-        shapes += [(uv, tuple(colour), Material.FOLIAGE) for uv, colour in zip(ellipses_uv(blobs, 12), colours)]
-    return billboard(camera, base, C["vegetation"], shapes)
+        columns = np.column_stack([centres, r, r * aspect, shade])
+    return TreeDraws(np.asarray(base, np.float64), foliage, trunk_w, crown_base + radius * 0.5, columns, bare)
+
+
+_BARK, _BRANCH = (0.28, 0.23, 0.18), (0.25, 0.22, 0.2)
+
+
+def trees(camera: Camera, drawn: list[TreeDraws]) -> list[Facet]:
+    """Vegetation cut-outs of drawn trees, each as `billboard` would make it from its trunk and blobs or
+    branches, but with every tree's outlines shaped and placed in the world at once."""
+    if not drawn:
+        return []
+    # Every shape in order (per tree: trunk, then its branches or blobs) as (k, 2) outlines in metres.
+    half = np.array([t.trunk_w / 2 for t in drawn])
+    trunk_tops = np.array([t.trunk_top for t in drawn])
+    trunks = np.stack([-half, np.zeros_like(half), half, np.zeros_like(half), half, trunk_tops, -half, trunk_tops],
+                      axis=1).reshape(-1, 4, 2)
+    bare = [t for t in drawn if t.bare]
+    leafy = [t for t in drawn if not t.bare]
+    if bare:
+        angle, length, start_v = np.concatenate([t.columns for t in bare]).T
+        trunk_w = np.repeat([t.trunk_w for t in bare], [len(t.columns) for t in bare])
+        tip_u, tip_v = np.sin(angle) * length, start_v + np.cos(angle) * length
+        w0, w1 = trunk_w * 0.35, trunk_w * 0.08
+        branches = np.stack([np.column_stack([-w0, start_v]), np.column_stack([w0, start_v]),
+                             np.column_stack([tip_u + w1, tip_v]), np.column_stack([tip_u - w1, tip_v])], axis=1)
+    if leafy:
+        blobs = np.concatenate([t.columns for t in leafy])
+        ellipses = ellipses_uv(blobs[:, :4].tolist(), 12)
+        foliage = np.repeat([t.foliage for t in leafy], [len(t.columns) for t in leafy], axis=0)
+        blob_colours = [tuple(c) for c in np.clip(blobs[:, 4:] * foliage, 0.0, 1.0).tolist()]
+    shapes_of, next_branch, next_blob = [], 0, 0
+    for trunk, t in zip(trunks, drawn):
+        count = len(t.columns)
+        if t.bare:
+            crown = [(uv, _BRANCH, Material.PLAIN) for uv in branches[next_branch:next_branch + count]]
+            next_branch += count
+        else:
+            crown = [(uv, colour, Material.FOLIAGE) for uv, colour in
+                     zip(ellipses[next_blob:next_blob + count], blob_colours[next_blob:next_blob + count])]
+            next_blob += count
+        shapes_of.append([(trunk, _BARK, Material.PLAIN)] + crown)
+    # World = foot + u * (right as seen from the camera) + v * up, for every corner of every tree.
+    facing = np.array([facing_camera(camera, t.base) for t in drawn])
+    uv = np.concatenate([outline for shapes in shapes_of for outline, _, _ in shapes])
+    sizes = [4 + len(t.columns) * (4 if t.bare else 12) for t in drawn]  # corners per tree
+    nx, nz = (np.repeat(facing[:, k], sizes) for k in (0, 1))
+    foot = np.repeat(np.stack([t.base for t in drawn]), sizes, axis=0)
+    world = np.empty((len(uv), 3))
+    world[:, 0] = uv[:, 0] * -nz + foot[:, 0]
+    world[:, 1] = uv[:, 1] + foot[:, 1]
+    world[:, 2] = uv[:, 0] * nx + foot[:, 2]
+    facets, start = [], 0
+    for shapes, (fx, fz) in zip(shapes_of, facing.tolist()):
+        parts = []
+        for outline, colour, material in shapes:
+            end = start + len(outline)
+            parts.append(Part(world[start:end], colour, material))
+            start = end
+        facets.append(Facet(C["vegetation"], parts, np.array([fx, 0.0, fz]), cull=False))
+    return facets
 
 
 POLE_GREY = (0.35, 0.36, 0.37)

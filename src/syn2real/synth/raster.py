@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
+from operator import attrgetter
 
 import cv2
 import numpy as np
 
 from syn2real.labels import C
 from syn2real.synth.camera import NEAR, clip_near
-from syn2real.synth.scene import Facet, Grid, Material, Scene
+from syn2real.synth.scene import Facet, Grid, Material, Part, Scene
 
 _SHIFT = 4  # sub-pixel bits for OpenCV's polygon fills
 _SCALE = 1 << _SHIFT
@@ -46,13 +48,25 @@ def _fill(img: np.ndarray, pts: np.ndarray, value, convex: bool) -> None:
         cv2.fillPoly(img, [pts], value, cv2.LINE_8, _SHIFT)
 
 
+_COLOUR, _MATERIAL = attrgetter("colour"), attrgetter("material")
+
+
+def _part_colours(parts: list[Part]) -> np.ndarray:
+    """(n, 3) float64 colours of parts (a flat iterator fills an array about twice as fast as a list of tuples)."""
+    return np.fromiter(chain.from_iterable(map(_COLOUR, parts)), np.float64, 3 * len(parts)).reshape(-1, 3)
+
+
+def _part_materials(parts: list[Part]) -> np.ndarray:
+    return np.fromiter(map(_MATERIAL, parts), np.int64, len(parts))
+
+
 class _Batch:
     """Many polygons projected at once: per-polygon fixed-point corners, near-plane status and pixel boxes."""
 
     def __init__(self, raster: Rasteriser, polygons: list[np.ndarray], corners: np.ndarray | None = None):
         """`corners`, if given, are the polygons' corners already stacked (the list then only gives counts)."""
         cam = raster.camera
-        counts = np.fromiter((len(p) for p in polygons), np.int64, len(polygons))
+        counts = np.fromiter(map(len, polygons), np.int64, len(polygons))
         ends = np.cumsum(counts)
         starts = ends - counts
         cam_points = cam.to_camera(np.concatenate(polygons) if corners is None else corners)
@@ -101,6 +115,11 @@ class Rasteriser:
         self.shadow: np.ndarray | None = None
         self.us = np.arange(w, dtype=np.float32)
         self.vs = np.arange(h, dtype=np.float32)[:, None]
+        # Camera.ray_dot as one matrix: (a, b, c) = ray_matrix @ direction.
+        focal = cam.focal
+        cx, cy = cam.centre
+        self.ray_matrix = np.array([[1 / focal, 0.0, 0.0], [0.0, 1 / focal, 0.0],
+                                    [-cx / focal, -cy / focal, 1.0]]) @ cam.rotation
         env = scene.environment
         self.sun = np.asarray(env.sun_direction, np.float64)
         self.sun_light = np.asarray(env.sun_colour) * env.sun_strength
@@ -121,8 +140,7 @@ class Rasteriser:
         """One unlit entry per part of every facet, in order (ground: lit in `finish`); the first's id."""
         parts = [p for f in facets for p in f.parts]
         per_facet = [len(f.parts) for f in facets]
-        colours = np.array([p.colour for p in parts], np.float64)
-        materials = np.fromiter((int(p.material) for p in parts), np.int64, len(parts))
+        colours, materials = _part_colours(parts), _part_materials(parts)
         labels = np.repeat([f.label for f in facets], per_facet)
         normals = np.repeat(np.stack([f.normal for f in facets]), per_facet, axis=0)
         return self._add_entries(colours, labels, materials, normals)
@@ -165,13 +183,14 @@ class Rasteriser:
 
     # -- standing facets ------------------------------------------------------------------------------------
 
-    def _object_entries(self, facets: list[Facet], lights: np.ndarray) -> tuple[list[int], list[int]]:
+    def _object_entries(self, facets: list[Facet], part_counts: list[int], facet_normals: np.ndarray,
+                        lights: np.ndarray) -> tuple[list[int], list[int]]:
         """Entries of standing facets: per facet its parts, then its window tones if it has a painted grid.
 
         Returns (entry id of every part, first entry of every facet); a facet's window tones follow its
         parts. Ids grow from facet to facet, which `draw_objects` relies on.
         """
-        counts = np.array([len(f.parts) for f in facets])
+        counts = np.array(part_counts)
         painted = [i for i, f in enumerate(facets) if f.grid is not None and not f.grid.cutout]
         sizes = counts.copy()
         sizes[painted] += len(_GLASS_TONES)
@@ -181,18 +200,18 @@ class Rasteriser:
         total = int(sizes.sum())
         colours, labels = np.empty((total, 3)), np.empty(total, np.int64)
         materials, normals = np.empty(total, np.int64), np.empty((total, 3))
-        part_materials = np.fromiter((int(p.material) for p in parts), np.int64, len(parts))
+        part_materials = _part_materials(parts)
         shade = np.repeat(lights, counts, axis=0)
         shade[part_materials == Material.LAMP] = 1.0  # lamps shine by themselves
-        colours[part_rows] = np.array([p.colour for p in parts], np.float64) * shade
+        colours[part_rows] = _part_colours(parts) * shade
         materials[part_rows] = part_materials
         labels[part_rows] = np.repeat([f.label for f in facets], counts)
-        normals[part_rows] = np.repeat(np.stack([f.normal for f in facets]), counts, axis=0)
+        normals[part_rows] = np.repeat(facet_normals, counts, axis=0)
         tones = np.asarray(_GLASS_TONES)
         for i in painted:  # window panes vary from cell to cell: a few tones of the grid's colour
             grid, rows = facets[i].grid, slice(starts[i] + counts[i], starts[i] + sizes[i])
             colours[rows] = tones[:, None] * lights[i] * np.asarray(grid.colour)
-            materials[rows], labels[rows], normals[rows] = int(grid.material), facets[i].label, facets[i].normal
+            materials[rows], labels[rows], normals[rows] = int(grid.material), facets[i].label, facet_normals[i]
         first = self._add_entries(colours, labels, materials, normals)
         return (first + part_rows).tolist(), (first + starts).tolist()
 
@@ -201,8 +220,10 @@ class Rasteriser:
         h, w = self.part.shape
         if not facets:
             return
-        normals = np.stack([f.normal for f in facets])
-        anchors_cam = cam.to_camera(np.stack([f.anchor for f in facets]))
+        # Each facet's anchor is its first corner. (Concatenating rows is several times cheaper than np.stack
+        # on a few hundred small arrays.)
+        normals = np.concatenate([f.normal for f in facets]).reshape(-1, 3)
+        anchors_cam = cam.to_camera(np.concatenate([f.parts[0].points[:1] for f in facets]))
         normals_cam = normals @ cam.rotation.T
         dist = np.einsum("ij,ij->i", normals_cam, anchors_cam)
         # Closed solids' faces turned away from the camera are skipped (n . (eye - anchor) <= 0). The rest go
@@ -228,9 +249,9 @@ class Rasteriser:
             across = plane_a[:, None] * self.us
             down = (plane_b[:, None] * self.vs.T + plane_c[:, None])[:, :, None]
         lights = self.ambient + self.sun_light * np.maximum(normals @ self.sun, 0.0)[:, None]
-        part_ids, facet_ids = self._object_entries(facets, lights)
-        # Facet boxes from their parts' boxes; facets off screen or seen edge-on are skipped up front.
         part_counts = [len(f.parts) for f in facets]
+        part_ids, facet_ids = self._object_entries(facets, part_counts, normals, lights)
+        # Facet boxes from their parts' boxes; facets off screen or seen edge-on are skipped up front.
         part_ends = np.cumsum(part_counts)
         part_starts = part_ends - part_counts
         lo = np.floor(np.minimum.reduceat(batch.lo, part_starts, axis=0))
@@ -259,7 +280,10 @@ class Rasteriser:
                 continue  # wholly behind what is drawn already
             for j in range(part_starts[i], part_ends[i]):
                 if drawn[j]:
-                    _fill(scratch, points[j], part_ids[j], convex[j])
+                    if convex[j]:  # (most parts: called directly, as `_fill` would)
+                        cv2.fillConvexPoly(scratch, points[j], part_ids[j], cv2.LINE_8, _SHIFT)
+                    else:
+                        cv2.fillPoly(scratch, [points[j]], part_ids[j], cv2.LINE_8, _SHIFT)
             local = scratch[y0:y1, x0:x1]
             inv_z = across[i, x0:x1] + down[i, y0:y1]
             visible = inv_z > zbuf
@@ -268,8 +292,10 @@ class Rasteriser:
             if grid is not None and visible.any():
                 local, visible = self._apply_grid(grid, facet_ids[i] + part_counts[i], visible, inv_z, local,
                                                   x0, y0, x1, y1)
-            np.copyto(zbuf, inv_z, where=visible)
-            np.copyto(self.part[y0:y1, x0:x1], local, where=visible)
+            # (OpenCV's masked copy is many times faster than np.copyto's `where` on a strided box)
+            mask = visible.view(np.uint8)
+            cv2.copyTo(inv_z, mask, zbuf)
+            cv2.copyTo(local, mask, self.part[y0:y1, x0:x1])
 
     def _apply_grid(self, grid: Grid, tone_id: int, visible: np.ndarray, inv_z: np.ndarray, local: np.ndarray,
                     x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
@@ -289,7 +315,8 @@ class Rasteriser:
             # Face coordinates in periods from the grid's start: whole part = cell index, fraction = where in it.
             for axis, offset, start, stop, period, size in ((grid.u_axis, rel @ grid.u_axis, u0, u1, pu, su),
                                                             (np.array([0.0, 1.0, 0.0]), rel[1], v0, v1, pv, sv)):
-                t = cam.ray_dot_map(axis / period, x0, y0, x1, y1)
+                a, b, c = (self.ray_matrix @ (axis / period)).tolist()  # (`Camera.ray_dot_map`, on cached ranges)
+                t = self.us[x0:x1] * np.float32(a) + (self.vs[y0:y1] * np.float32(b) + np.float32(c))
                 t *= depth
                 t += np.float32((offset - start) / period)
                 whole = np.floor(t)
@@ -344,7 +371,10 @@ class Rasteriser:
         inv = np.where(self.inv_depth > 0, self.inv_depth, cam.ground_inverse_depth(0.0))
         depth = np.full(inv.shape, np.inf, np.float32)
         np.divide(1.0, inv, out=depth, where=(inv > 0) & ~sky)
-        return Frame(colour, np.take(labels.astype(np.uint8), part), np.take(materials.astype(np.uint8), part),
+        # Label and material in one gather: a little-endian 16-bit table, label in the low byte.
+        both = np.take((labels.astype(np.uint16) | materials.astype(np.uint16) << 8).astype("<u2"), part)
+        both = both.view(np.uint8).reshape(*part.shape, 2)
+        return Frame(colour, np.ascontiguousarray(both[..., 0]), np.ascontiguousarray(both[..., 1]),
                      part, normals.astype(np.float32), depth)
 
 
@@ -400,7 +430,8 @@ def sky_colour(scene: Scene, rows: int | None = None) -> np.ndarray:
         up = np.maximum(ray_y, 0.02)
         noise = _cloud_noise()
         size = noise.shape[0]
-        shift = np.random.default_rng(env.seed).random(2) * size
+        # Two fractions from the seed by multiplicative hashing (seeding a generator costs more than the remap).
+        shift = np.array([env.seed * 2654435761 % 2**32, (env.seed * 2246822519 + 1) % 2**32]) / 2**32 * size
         scale = size / 3000.0 * 1000  # one noise tile spans 3 km of a cloud plane 1 km up
         map_x = (ray_x / up * scale + shift[0]).astype(np.float32)
         map_y = (ray_z / up * scale + shift[1]).astype(np.float32)

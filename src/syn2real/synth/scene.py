@@ -81,10 +81,6 @@ class Facet:
     # How many leading parts outline the facet for its shadow (details inside it cast none); 0: all.
     shadow_parts: int = 0
 
-    @property
-    def anchor(self) -> np.ndarray:
-        return self.parts[0].points[0]
-
 
 @dataclass
 class Environment:
@@ -119,17 +115,21 @@ class Scene:
 
 
 def prism(footprint: np.ndarray, y0: float, y1: float, label: int, colour: Colour,
-          material: Material = Material.PLAIN, top_colour: Colour | None = None) -> list[Facet]:
-    """Vertical prism over a convex footprint ((k, 2) x/z corners in order around it).
+          material: Material = Material.PLAIN, top_colour: Colour | None = None,
+          eye: list[float] | None = None) -> list[Facet | None]:
+    """Vertical prism over a convex footprint ((k, 2) x/z corners in order around it): k sides, then the top.
 
-    Side faces and the top are back-face culled, so only the faces turned to the camera are drawn.
+    Side faces and the top are back-face culled, so only the faces turned to the camera are drawn. Given the
+    camera position `eye`, faces turned away from it (which could never show) are not even built: None
+    stands in their place.
     """
     fp = np.asarray(footprint, np.float64)
     corners = fp.tolist()  # (plain floats: a handful of corners cost less in Python than in NumPy calls)
     count = len(corners)
     cx = sum(x for x, _ in corners) / count
     cz = sum(z for _, z in corners) / count
-    sides, normals = [], []
+    ex, ey, ez = eye if eye is not None else (0.0, 0.0, 0.0)
+    sides, normals, shown = [], [], []
     for i in range(count):
         (xa, za), (xb, zb) = corners[i], corners[(i + 1) % count]
         nx, nz = zb - za, xa - xb
@@ -139,11 +139,15 @@ def prism(footprint: np.ndarray, y0: float, y1: float, label: int, colour: Colou
             nx, nz = -nx, -nz
         sides.append([[xa, y0, za], [xb, y0, zb], [xb, y1, zb], [xa, y1, za]])
         normals.append([nx, 0.0, nz])
-    faces = [Facet(label, [Part(pts, colour, material)], normal, cull=True, shadow_parts=1)
-             for pts, normal in zip(np.array(sides), np.array(normals))]
-    top = np.array([[x, y1, z] for x, z in corners])
-    faces.append(Facet(label, [Part(top, top_colour or colour, material)], np.array([0.0, 1.0, 0.0]), cull=True,
-                       casts_shadow=False))
+        shown.append(eye is None or nx * (ex - xa) + nz * (ez - za) > 0)  # n . (eye - first corner) > 0
+    faces = [Facet(label, [Part(pts, colour, material)], normal, cull=True, shadow_parts=1) if show else None
+             for pts, normal, show in zip(np.array(sides), np.array(normals), shown)]
+    if eye is None or ey > y1:
+        top = np.array([[x, y1, z] for x, z in corners])
+        faces.append(Facet(label, [Part(top, top_colour or colour, material)], np.array([0.0, 1.0, 0.0]), cull=True,
+                           casts_shadow=False))
+    else:
+        faces.append(None)
     return faces
 
 
@@ -170,12 +174,17 @@ def ellipses_uv(params: list[tuple[float, float, float, float]], sides: int) -> 
     return _UNIT_CIRCLES[sides] * p[:, None, 2:] + p[:, None, :2]
 
 
-def billboard_axes(camera: Camera, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A vertical plane through `base` turned to the camera: (u_axis right, v_axis up, normal)."""
+def facing_camera(camera: Camera, base: np.ndarray) -> tuple[float, float]:
+    """Horizontal unit vector (x, z) from `base` towards the camera, in plain floats."""
     ex, _, ez = camera.position
     to_x, to_z = ex - float(base[0]), ez - float(base[2])
     norm = math.sqrt(to_x * to_x + to_z * to_z)
-    nx, nz = (to_x / norm, to_z / norm) if norm > 1e-6 else (0.0, -1.0)
+    return (to_x / norm, to_z / norm) if norm > 1e-6 else (0.0, -1.0)
+
+
+def billboard_axes(camera: Camera, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A vertical plane through `base` turned to the camera: (u_axis right, v_axis up, normal)."""
+    nx, nz = facing_camera(camera, base)
     # u_axis: right as seen from the camera.
     return np.array([-nz, 0.0, nx]), np.array([0.0, 1.0, 0.0]), np.array([nx, 0.0, nz])
 
@@ -186,10 +195,11 @@ def billboard(camera: Camera, base: np.ndarray, label: int, shapes: list[tuple[n
 
     `toward_camera` moves the plane that far to the camera, so a rider is drawn in front of its bicycle.
     """
-    u_axis, v_axis, normal = billboard_axes(camera, base)
+    nx, nz = facing_camera(camera, base)  # (the axes of `billboard_axes`, built here without three small arrays)
+    normal = np.array([nx, 0.0, nz])
     origin = np.asarray(base, np.float64) + normal * toward_camera
     # All shapes mapped in one go (world = origin + u * u_axis + v * up); each part keeps a view of its corners.
-    world = np.concatenate([uv for uv, _, _ in shapes]) @ np.array([u_axis.tolist(), v_axis.tolist()]) + origin
+    world = np.concatenate([uv for uv, _, _ in shapes]) @ np.array([[-nz, 0.0, nx], [0.0, 1.0, 0.0]]) + origin
     parts, start = [], 0
     for uv, colour, material in shapes:
         end = start + len(uv)

@@ -7,8 +7,8 @@ Each style draws its randomness from its own generator, so the look never change
 
 Per pixel, a look is: texture factor and haze (scalars per pixel), then a colour transform (saturation,
 contrast, exposure, white balance: one affine map of RGB), then vignetting (a scalar per pixel), folded into
-a few whole-picture OpenCV passes (`_compose`) instead of a chain of NumPy ones. Sensor noise and the tone
-curve are one table lookup (`_sensor_table`).
+a few one-channel OpenCV passes (`_compose`) instead of a chain of NumPy ones. Sensor noise is a cached noise
+field scaled by a lookup on the pixel value (`_shot_noise`), then the tone curve is a second lookup.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from syn2real.synth.scene import Scene
 from syn2real.synth.textures import FADE_DISTANCE, texture_factor
 
 STYLES = ("synthetic", "photo")
-_NOISE_LEVELS = 128  # sensor noise is drawn from this many quantised levels (see _noise_codes)
-_NOISE_RANGE = 4.0  # in standard deviations: the quantised noise spans +-_NOISE_RANGE sigma
 
 
 def check_style(style: str) -> str:
@@ -51,18 +49,24 @@ def _compose(colour: np.ndarray, matrix: np.ndarray, offset: np.ndarray, haze: n
     """uint8 picture of vignette * (M (gain * colour + (1 - keep) * haze) + offset), rounded and clipped.
 
     `gain` is the surface's own share (texture factor times `keep`, the part left after haze), all (H, W)
-    float32; M is 3x3, `haze` and `offset` RGB. Computed as M (gain * colour - keep * haze) + (M haze +
-    offset): only 3-channel OpenCV transforms, which are several times faster than any other channel count.
+    float32; M is 3x3, `haze` and `offset` RGB. Each output channel c is computed on its own as
+    (M_c . colour) * gain * vignette - keep * vignette * (M haze)_c + vignette * (M haze + offset)_c: one-channel
+    OpenCV passes, with no per-pixel factor spread over three channels first.
     """
-    matrix = np.asarray(matrix, np.float64)
-    haze = np.asarray(haze, np.float64)
-    surface = colour * cv2.merge([gain, gain, gain])
-    surface -= cv2.merge([keep * np.float32(c) for c in haze])
-    affine = 255.0 * np.column_stack([matrix, matrix @ haze + offset])
-    out = cv2.transform(surface, affine.astype(np.float32))
-    if vignette is None:
-        return cv2.addWeighted(out, 1.0, out, 0.0, 0.0, dtype=cv2.CV_8U)
-    return cv2.multiply(out, cv2.merge([vignette, vignette, vignette]), dtype=cv2.CV_8U)
+    matrix = 255.0 * np.asarray(matrix, np.float64)
+    hazed = matrix @ np.asarray(haze, np.float64)
+    lifted = hazed + 255.0 * np.asarray(offset, np.float64)
+    if vignette is not None:
+        gain, keep = cv2.multiply(gain, vignette), cv2.multiply(keep, vignette)
+    channels = []
+    for row, haze_c, lift_c in zip(matrix, hazed.tolist(), lifted.tolist()):
+        out = cv2.multiply(cv2.transform(colour, row[None].astype(np.float32)), gain)
+        out = cv2.scaleAdd(keep, -haze_c, out)
+        if vignette is None:
+            channels.append(cv2.addWeighted(out, 1.0, out, 0.0, lift_c, dtype=cv2.CV_8U))
+        else:
+            channels.append(cv2.addWeighted(out, 1.0, vignette, lift_c, 0.0, dtype=cv2.CV_8U))
+    return cv2.merge(channels)
 
 
 def synthetic(frame: Frame, scene: Scene, rng: np.random.Generator) -> np.ndarray:
@@ -71,25 +75,23 @@ def synthetic(frame: Frame, scene: Scene, rng: np.random.Generator) -> np.ndarra
     return _compose(frame.colour, matrix, np.zeros(3), scene.environment.haze_colour, keep, keep)
 
 
-def _texture_coordinates(frame: Frame, scene: Scene, depth: np.ndarray,
-                         box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """World metres across each surface in a pixel box (x0, y0, x1, y1; `depth` is the box's): (x, z) on
-    the ground and roofs, (along, -up) on walls.
+def _texture_coordinates(frame: Frame, scene: Scene, depth: np.ndarray, part: np.ndarray,
+                         box: tuple[int, int, int, int], step: int) -> tuple[np.ndarray, np.ndarray]:
+    """World metres across each surface at every `step`-th pixel of a box (x0, y0, x1, y1; `depth` and
+    `part` are those pixels'): (x, z) on the ground and roofs, (along, -up) on walls.
 
     World points are camera origin + ray * depth, each ray component affine in the pixel coordinates.
     """
     cam = scene.camera
-    x0, y0, x1, y1 = box
     world = []
     for axis, origin in zip(np.eye(3), cam.origin):
-        component = cam.ray_dot_map(axis, x0, y0, x1, y1)
+        component = cam.ray_dot_map(axis, *box, step=step)
         component *= depth
         component += np.float32(origin)
         world.append(component)
     x, y, z = world
     normals = frame.normals
     flat = np.abs(normals[:, 1]) > 0.7
-    part = frame.part[y0:y1, x0:x1]
     # along = x * n_z - z * n_x on walls; (x, z) on flat surfaces: per-entry weights gathered per pixel.
     weight_x = np.where(flat, 1.0, normals[:, 2]).astype(np.float32)
     weight_z = np.where(flat, 0.0, -normals[:, 0]).astype(np.float32)
@@ -99,39 +101,59 @@ def _texture_coordinates(frame: Frame, scene: Scene, depth: np.ndarray,
     return tex_u, tex_v
 
 
-@lru_cache(maxsize=4)
-def _noise_codes(height: int, width: int) -> np.ndarray:
-    """Flat uint8 quantised sensor noise (fixed seed) for two pictures: colour noise plus stronger luminance.
+_HALVE = np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]])  # full-resolution pixel -> half-resolution sample
 
-    A frame reads one picture's worth from any whole pixel on, so no frame draws a million normals. Codes run
-    0.._NOISE_LEVELS-1 for -+_NOISE_RANGE standard deviations of the total noise.
+
+def _surface_detail(frame: Frame, scene: Scene, strength: float) -> np.ndarray:
+    """(H, W) float32 texture factor of every pixel (1 where detail has faded out, and on the sky).
+
+    Computed at every second pixel of the box of pixels nearer than the fade distance and resized up: the
+    detail is mean-one noise that the lens blur softens anyway, and this quarters the work of the remap.
     """
+    h, w = frame.label.shape
+    texture = np.ones((h, w), np.float32)
+    depth = frame.depth[::2, ::2]
+    near = depth < FADE_DISTANCE
+    rows, cols = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
+    if not len(rows):
+        return texture
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    box = (2 * c0, 2 * r0, 2 * c1, 2 * r1)  # (full-resolution pixels; may reach one past the picture)
+    depth = np.minimum(depth[r0:r1, c0:c1], np.float32(FADE_DISTANCE))  # (finite)
+    part = frame.part[2 * r0:2 * r1:2, 2 * c0:2 * c1:2]
+    tex_u, tex_v = _texture_coordinates(frame, scene, depth, part, box, step=2)
+    material = np.ascontiguousarray(frame.material[2 * r0:2 * r1:2, 2 * c0:2 * c1:2])  # (once, not per LUT)
+    factor = texture_factor(material, tex_u, tex_v, depth, strength)
+    # Back to full resolution: pixel 2i takes sample i, pixel 2i + 1 the mean of samples i and i + 1.
+    x0, y0, x1, y1 = box[0], box[1], min(box[2], w), min(box[3], h)
+    cv2.warpAffine(factor, _HALVE, (x1 - x0, y1 - y0), texture[y0:y1, x0:x1],
+                   cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, cv2.BORDER_REPLICATE)
+    return texture
+
+
+@lru_cache(maxsize=4)
+def _sensor_noise(height: int, width: int) -> np.ndarray:
+    """Flat float32 unit-variance sensor noise (fixed seed) for two pictures: colour noise plus stronger
+    luminance noise. A frame reads one picture's worth from any whole pixel on, so no frame draws its own."""
     rng = np.random.default_rng(20240611)
     noise = rng.standard_normal((2 * height * width, 3), dtype=np.float32)
     noise += rng.standard_normal((2 * height * width, 1), dtype=np.float32) * 1.5  # mostly luminance noise
-    sigma = np.sqrt(1 + 1.5**2)
-    step = 2 * _NOISE_RANGE / (_NOISE_LEVELS - 1)
-    codes = np.clip(np.rint(noise / sigma / step + (_NOISE_LEVELS - 1) / 2), 0, _NOISE_LEVELS - 1).astype(np.uint8)
-    codes = codes.ravel()
-    codes.setflags(write=False)
-    return codes
+    noise *= np.float32(1 / np.sqrt(1 + 1.5**2))
+    noise = noise.ravel()
+    noise.setflags(write=False)
+    return noise
 
 
-#: A pixel value's first code in `_sensor_table`: codes are value * _NOISE_LEVELS + noise code.
-_CODE_BASE = (np.arange(256) * _NOISE_LEVELS).astype(np.uint16)
+def _shot_noise(noise_level: float) -> np.ndarray:
+    """(256,) float32 standard deviation of the noise, in pixel values, at each pixel value: shot noise grows
+    with brightness."""
+    value = np.arange(256) / 255.0
+    return (noise_level * np.sqrt(np.clip(value, 0.02, 1.0)) * 255.0).astype(np.float32)
 
 
-def _sensor_table(noise_level: float, gamma: float) -> np.ndarray:
-    """(256 * _NOISE_LEVELS,) uint8: output of (value, noise code) after shot noise and the tone curve.
-
-    Shot noise grows with brightness: value + n * level * sqrt(value), then the gamma curve, in one lookup.
-    """
-    value = np.arange(256, dtype=np.float64)[:, None] / 255.0
-    step = 2 * _NOISE_RANGE / (_NOISE_LEVELS - 1)
-    noise = (np.arange(_NOISE_LEVELS) - (_NOISE_LEVELS - 1) / 2) * step * np.sqrt(1 + 1.5**2)
-    noisy = value + noise[None, :] * noise_level * np.sqrt(np.clip(value, 0.02, 1.0))
-    out = np.clip(np.clip(noisy, 0.0, 1.0) ** gamma * 255.0 + 0.5, 0, 255)
-    return out.astype(np.uint8).ravel()
+def _tone_curve(gamma: float) -> np.ndarray:
+    """(256,) uint8 gamma curve."""
+    return np.clip(np.rint((np.arange(256) / 255.0) ** gamma * 255.0), 0, 255).astype(np.uint8)
 
 
 @lru_cache(maxsize=4)
@@ -146,17 +168,7 @@ def _radius2(height: int, width: int) -> np.ndarray:
 
 def photo(frame: Frame, scene: Scene, rng: np.random.Generator) -> np.ndarray:
     h, w = frame.label.shape
-    # Surface detail, within the box of pixels nearer than the distance where it has faded out.
-    strength = rng.uniform(0.7, 1.2)
-    texture = np.ones((h, w), np.float32)
-    near = frame.depth < FADE_DISTANCE
-    rows, cols = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
-    if len(rows):
-        box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-        x0, y0, x1, y1 = box
-        depth = np.minimum(frame.depth[y0:y1, x0:x1], np.float32(FADE_DISTANCE))  # (finite)
-        tex_u, tex_v = _texture_coordinates(frame, scene, depth, box)
-        texture[y0:y1, x0:x1] = texture_factor(frame.material[y0:y1, x0:x1], tex_u, tex_v, depth, strength)
+    texture = _surface_detail(frame, scene, strength=rng.uniform(0.7, 1.2))
     keep = _haze_keep(frame.depth, scene, scale=rng.uniform(0.5, 1.0))
     # Lighting statistics of a real camera: washed-out colour, lifted blacks, a tone curve; then exposure and
     # white balance. All affine in RGB: matrix @ colour + offset.
@@ -168,16 +180,17 @@ def photo(frame: Frame, scene: Scene, rng: np.random.Generator) -> np.ndarray:
     # Vignetting: darker corners.
     vignette = _radius2(h, w) * np.float32(-rng.uniform(0.05, 0.35) / 2)
     vignette += 1.0
-    image = _compose(frame.colour, matrix, offset, scene.environment.haze_colour, texture * keep, keep, vignette)
+    texture *= keep  # (the surface's own share of the colour)
+    image = _compose(frame.colour, matrix, offset, scene.environment.haze_colour, texture, keep, vignette)
     # Lens blur, then sensor noise (shot noise grows with brightness) and the tone curve, then compression.
     sigma = rng.uniform(0.35, 1.1) * max(w / 512, 0.5)
     image = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma)
     noise_level = rng.uniform(0.004, 0.025)
     gamma = rng.uniform(0.8, 1.1)
-    start = 3 * int(rng.integers(h * w + 1))  # any whole pixel of the noise table
-    codes = cv2.add(cv2.LUT(image, _CODE_BASE), _noise_codes(h, w)[start:start + h * w * 3].reshape(h, w, 3),
-                    dtype=cv2.CV_16U)
-    image = _sensor_table(noise_level, gamma).take(codes)
+    start = 3 * int(rng.integers(h * w + 1))  # any whole pixel of the noise field
+    noise = cv2.multiply(cv2.LUT(image, _shot_noise(noise_level)),
+                         _sensor_noise(h, w)[start:start + h * w * 3].reshape(h, w, 3))
+    image = cv2.LUT(cv2.add(image, noise, dtype=cv2.CV_8U), _tone_curve(gamma))
     quality = int(rng.integers(35, 90))
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return cv2.imdecode(jpeg, cv2.IMREAD_UNCHANGED)
