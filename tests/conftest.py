@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -41,3 +42,13 @@ def tiny_uda_folders(tmp_path) -> tuple[dict, dict]:
         Image.fromarray(rng.integers(0, 3, (32, 64), dtype=np.uint8)).save(root / "source" / "masks" / f"{i}.png")
     (root / "source" / "id_map.yaml").write_text(yaml.safe_dump({"ids": {0: 0, 1: 1, 2: 13}}))
     return {"kind": "folder", "root": str(root / "source")}, {"kind": "folder", "root": str(root / "target")}
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: OpenMP threads only add synchronisation, and on a shared 2-core machine a waiting thread
+    makes a 30 ms step take seconds. Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

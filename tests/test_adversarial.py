@@ -27,14 +27,7 @@ H, W = 32, 64
 C = 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: OpenMP threads only add synchronisation, and on a shared 2-core machine a waiting thread
-    makes a 30 ms step take seconds. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- pure helpers ------------------------------------------------------------------------------------------

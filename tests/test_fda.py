@@ -22,14 +22,7 @@ from syn2real.translate import fda_source_to_target, low_frequency_mask
 H, W = 32, 64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: OpenMP threads only add synchronisation, and on a shared 2-core machine a waiting thread
-    makes a 30 ms step take seconds. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _images(seed: int, mean: float, spread: float = 0.05, n: int = 2, size=(H, W)) -> torch.Tensor:

@@ -21,14 +21,7 @@ from syn2real.models import build_model
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """32x64 tensors gain nothing from intra-op threads, and on a busy 2-core machine two threads per
-    process made these tests ~5x slower (measured: 108 s vs 19 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = ["method.name=selftrain", "model.pretrained=null", "model.head_channels=16", "model.channels_last=false"]
