@@ -119,9 +119,8 @@ def evaluate(
 
     from syn2real.data import build_dataset
     from syn2real.data.transforms import eval_transform
-    from syn2real.engine.runs import load_run
+    from syn2real.engine.runs import load_run, model_space
     from syn2real.evaluate.evaluator import evaluate as run_evaluation
-    from syn2real.labels import get_space
 
     cfg, model = load_run(run_dir, checkpoint, device)
     ds_cfg = _parse_data_spec(data) if data else cfg.data.val
@@ -130,8 +129,7 @@ def evaluate(
     eval_cfg = dataclasses.replace(cfg.eval, **{k: v for k, v in (("protocol", protocol), ("mode", mode)) if v})
     resize = _parse_size(size) or cfg.data.val_resize
     dataset = build_dataset(ds_cfg, transform=eval_transform(resize), labels=True)
-    result = run_evaluation(model, dataset, eval_cfg, get_space("cityscapes19") if cfg.model.num_classes == 19
-                            else get_space(eval_cfg.protocol), progress=True,
+    result = run_evaluation(model, dataset, eval_cfg, model_space(cfg), progress=True,
                             device=next(model.parameters()).device, precision=precision)
     result.print_table(out)
     dest = Path(run_dir) / "eval" / f"{ds_cfg.kind}_{ds_cfg.split}_{eval_cfg.protocol}"

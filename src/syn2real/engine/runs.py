@@ -9,6 +9,7 @@ import torch
 
 from syn2real.config import Config, load_config
 from syn2real.errors import ConfigError
+from syn2real.labels import SPACES, LabelSpace
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -33,3 +34,13 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: 
     model = build_model(dataclasses.replace(cfg.model, pretrained=None))
     model.load_state_dict(load_weights(checkpoint or run_dir))
     return cfg, model.to(resolve_device(device)).eval()
+
+
+def model_space(cfg: Config) -> LabelSpace:
+    """The label space a run's model predicts in, from its class count (the first space listed in
+    `labels.SPACES` with that many classes: Cityscapes-19 for 19)."""
+    for space in SPACES.values():
+        if space.num_classes == cfg.model.num_classes:
+            return space
+    raise ConfigError(f"no known label space has {cfg.model.num_classes} classes (model.num_classes); "
+                      f"known: {', '.join(f'{n} ({s.num_classes})' for n, s in SPACES.items())}")

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from syn2real.engine.io import atomic_write_text
-from syn2real.labels import IGNORE, get_space
+from syn2real.labels import IGNORE
 from syn2real.report.plots import read_metrics, training_curves_png
 
 STYLE = """
@@ -52,7 +52,7 @@ def _example_rows(run_dir: Path, n: int) -> str:
     """image | prediction | ground truth for the first `n` validation frames."""
     from syn2real.data import build_dataset
     from syn2real.data.transforms import eval_transform
-    from syn2real.engine.runs import load_run
+    from syn2real.engine.runs import load_run, model_space
     from syn2real.evaluate.protocols import get_protocol
 
     cfg, model = load_run(run_dir, device="cpu")
@@ -60,8 +60,7 @@ def _example_rows(run_dir: Path, n: int) -> str:
         return ""
     dataset = build_dataset(cfg.data.val, transform=eval_transform(cfg.data.val_resize), labels=True)
     protocol = get_protocol(cfg.eval.protocol)
-    model_space = get_space("cityscapes19") if cfg.model.num_classes == 19 else protocol.space
-    pred_lut = torch.from_numpy(protocol.pred_lut(model_space.name)).long()
+    pred_lut = torch.from_numpy(protocol.pred_lut(model_space(cfg).name)).long()
     gt_lut = torch.from_numpy(protocol.gt_lut(dataset.space.name)).long()
     rows = []
     with torch.no_grad():
