@@ -289,6 +289,14 @@ def test_head_only_then_finetune_from_its_weights(tmp_path):
     trainer.fit()
     assert not torch.equal(trainer.model.state_dict()["backbone.0.weight"], head_weights["backbone.0.weight"])
 
+    # The config's train.init_from does the same; the explicit argument wins over it.
+    from_cfg = tiny_config(tmp_path, "from_cfg", f"train.init_from={head_cfg.run_dir}")
+    trainer = Trainer(from_cfg, model=TinySegmentor(), datasets=tiny_datasets(from_cfg))
+    assert_same_weights(trainer.model.state_dict(), head_weights)
+    explicit = tiny_config(tmp_path, "explicit", f"train.init_from={tmp_path / 'nowhere'}")
+    trainer = Trainer(explicit, model=TinySegmentor(), datasets=tiny_datasets(explicit), init_from=head_cfg.run_dir)
+    assert_same_weights(trainer.model.state_dict(), head_weights)
+
     with pytest.raises(WeightsError, match="missing_run: weights file not found"):
         Trainer(tiny_config(tmp_path, "x"), model=TinySegmentor(), datasets=tiny_datasets(ft_cfg),
                 init_from=tmp_path / "missing_run")

@@ -100,6 +100,9 @@ class TrainConfig:
     deterministic: bool = False
     sync_bn: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # Start from these model weights (a `.safetensors` file or a run folder's last checkpoint), e.g. adapting
+    # a source-only model; ignored when resuming, which restores this run's own checkpoint.
+    init_from: str | None = None
 
 
 @dataclass

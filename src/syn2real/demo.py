@@ -1,8 +1,9 @@
 """`syn2real demo`: benchmark T end to end with no download.
 
 Renders a SynStreets source in the `synthetic` style and a target in the `photo` style (an unlabelled train
-split and a labelled val split), trains source-only on the source, scores on the target val split, and
-writes the run folder with metrics and report.html.
+split and a labelled val split), trains source-only on the source, adapts that model to the unlabelled target
+with the best adaptation method on T, scores both on the target val split, and prints the gain. Each run
+folder gets its metrics and report.html.
 """
 
 from __future__ import annotations
@@ -11,34 +12,112 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table
 
-from syn2real.config import load_config
+from syn2real.config import Config, load_config
+from syn2real.engine.io import atomic_write_json
 
 #: Frames rendered for the demo at 512x256 (W x H); the render takes seconds.
 SOURCE_FRAMES = 600
+TARGET_TRAIN_FRAMES = 300
 TARGET_VAL_FRAMES = 60
 FRAME_SIZE = (512, 256)
 
+#: The method the demo runs after source-only: the best `_cpu` preset on benchmark T
+#: (`python benchmarks/adaptation_t.py` prints the table, docs/RESULTS.md holds it).
+BEST_METHOD = "daformer_cpu"
+#: Adaptation budget on T: iterations from the source-only model, 2 source + 2 target crops a step, so a
+#: self-training run takes about as long as a fifth of the source-only one.
+ADAPT_ITERS = 150
+ADAPT_BATCH = 2
+
+
+def render_demo_data(out_dir: Path, workers: int = 2) -> dict[str, Path]:
+    """Render (or find already rendered) the demo's source and target frames; returns their roots."""
+    from syn2real.synth import render_dataset
+
+    source = render_dataset(out_dir / "data" / "source", n=SOURCE_FRAMES, size=FRAME_SIZE, style="synthetic",
+                            seed=0, workers=workers, split="train", progress=True)
+    # A different seed: target scenes are new scenes, not re-styled source scenes. Train and val are splits
+    # of one folder with different frame seeds, so no val scene is seen in training.
+    target = out_dir / "data" / "target"
+    for split, n in (("val", TARGET_VAL_FRAMES), ("train", TARGET_TRAIN_FRAMES)):
+        render_dataset(target, n=n, size=FRAME_SIZE, style="photo", seed=1, workers=workers, split=split,
+                       progress=True)
+    return {"source": source, "target": target}
+
+
+def source_only_config(out_dir: Path, roots: dict[str, Path], iters: int | None = None) -> Config:
+    overrides = [f"out_dir={out_dir}", f"data.source.root={roots['source']}", f"data.val.root={roots['target']}"]
+    if iters is not None:
+        overrides.append(f"train.iters={iters}")
+    return load_config("demo", overrides)
+
+
+def adaptation_config(preset: str, out_dir: Path, roots: dict[str, Path], init_from: Path,
+                      iters: int = ADAPT_ITERS, name: str | None = None) -> Config:
+    """The demo's data and model with the adaptation method of `preset` (a benchmark-R `_cpu` preset; the
+    method-less `synstreets2camvid_uda` continues source-only training at the same budget)."""
+    cfg = load_config("demo", [
+        f"out_dir={out_dir}", f"name={name or preset}", f"data.source.root={roots['source']}",
+        f"data.val.root={roots['target']}", "data.target.kind=synstreets", f"data.target.root={roots['target']}",
+        "data.target.split=train", f"data.batch_size={ADAPT_BATCH}", f"train.iters={iters}",
+        f"train.init_from={init_from}", "train.checkpoint_every=50"])
+    method_cfg = load_config(preset)
+    cfg.method = method_cfg.method
+    cfg.optim.poly_power = method_cfg.optim.poly_power
+    return cfg
+
+
+def train_once(cfg: Config) -> Path:
+    """Train `cfg` unless its run folder already holds a final evaluation; resume an interrupted run."""
+    from syn2real.engine.trainer import train
+
+    if (cfg.run_dir / "eval" / "final" / "metrics.json").is_file():
+        return cfg.run_dir
+    return train(cfg, resume=(cfg.run_dir / "checkpoints" / "last.json").is_file())
+
+
+def final_metrics(run_dir: Path) -> dict:
+    import json
+
+    return json.loads((run_dir / "eval" / "final" / "metrics.json").read_text())
+
 
 def run_demo(out_dir: str | Path = "runs/demo", iters: int | None = None, console: Console | None = None,
-             workers: int = 2) -> Path:
-    from syn2real.engine.trainer import train
+             workers: int = 2, method: str | None = BEST_METHOD, adapt_iters: int = ADAPT_ITERS) -> Path:
+    """Run benchmark T; returns the adapted run's folder (the source-only one when `method` is None)."""
     from syn2real.report.html import write_report
-    from syn2real.synth import render_dataset
 
     console = console or Console()
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    source = render_dataset(out_dir / "data" / "source", n=SOURCE_FRAMES, size=FRAME_SIZE, style="synthetic",
-                            seed=0, workers=workers, split="train", progress=True)
-    # A different seed: target scenes are new scenes, not re-styled source scenes.
-    target = render_dataset(out_dir / "data" / "target", n=TARGET_VAL_FRAMES, size=FRAME_SIZE, style="photo",
-                            seed=1, workers=workers, split="val", progress=True)
-    overrides = [f"out_dir={out_dir}", f"data.source.root={source}", f"data.val.root={target}"]
-    if iters is not None:
-        overrides.append(f"train.iters={iters}")
-    cfg = load_config("demo", overrides)
-    run_dir = train(cfg, resume=(cfg.run_dir / "checkpoints" / "last.json").is_file())
-    report = write_report(run_dir)
-    console.print(f"demo finished in {time.perf_counter() - start:.0f} s; run folder {run_dir}; report {report}")
-    return run_dir
+    roots = render_demo_data(out_dir, workers)
+    source_run = train_once(source_only_config(out_dir, roots, iters))
+    write_report(source_run)
+    runs = {"source-only": source_run}
+    if method is not None:
+        console.print(f"adapting the source-only model to the unlabelled photo frames with {method} "
+                      f"({adapt_iters} iterations)")
+        adapted = train_once(adaptation_config(method, out_dir, roots, source_run / "checkpoints", adapt_iters))
+        write_report(adapted)
+        runs[method] = adapted
+    results = {name: final_metrics(run) for name, run in runs.items()}
+    table = Table(title="Benchmark T: SynStreets synthetic -> photo (val, 19 classes)")
+    table.add_column("run")
+    table.add_column("mIoU %", justify="right")
+    table.add_column("pixel acc. %", justify="right")
+    for name, result in results.items():
+        table.add_row(name, f"{100 * result['miou']:.1f}", f"{100 * result['pixel_accuracy']:.1f}")
+    console.print(table)
+    summary = {name: {"run": str(runs[name]), "miou": r["miou"], "pixel_accuracy": r["pixel_accuracy"]}
+               for name, r in results.items()}
+    if method is not None:
+        gain = 100 * (results[method]["miou"] - results["source-only"]["miou"])
+        summary["gain_miou_points"] = gain
+        console.print(f"{method} gains {gain:+.1f} mIoU points over source-only")
+    atomic_write_json(out_dir / "summary.json", summary)
+    final_run = runs[method] if method is not None else source_run
+    console.print(f"demo finished in {time.perf_counter() - start:.0f} s; reports {source_run / 'report.html'}"
+                  + (f" and {final_run / 'report.html'}" if method is not None else ""))
+    return final_run

@@ -101,7 +101,8 @@ class Trainer:
     `model`, `method` and `datasets` ({"source", "target", "val"}) replace what the config would build
     (an injected method brings its model; it must already sit on the training device). `init_from`
     loads model weights only (a checkpoint, run folder or `.safetensors`) to start a new run from another,
-    e.g. fine-tuning after a frozen-backbone run; `resume` continues this run from its last checkpoint.
+    e.g. adapting a source-only model (default `cfg.train.init_from`); `resume` continues this run from its
+    last checkpoint.
     """
 
     def __init__(self, cfg: Config, model: nn.Module | None = None, method: Method | None = None,
@@ -129,6 +130,9 @@ class Trainer:
         # The same seed on every rank first, so that every rank builds identical initial weights.
         _seed_everything(cfg.train.seed)
         datasets = datasets if datasets is not None else build_datasets(cfg)
+        # Loaded on resume too: a method may keep a frozen copy of its initial weights that the checkpoint
+        # does not store (DAFormer's feature distance).
+        init_from = init_from if init_from is not None else cfg.train.init_from
         if method is None:
             model = model if model is not None else _build_model(cfg)
             if init_from is not None:
