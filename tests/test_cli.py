@@ -69,12 +69,33 @@ def test_train_resume_continues_to_the_end(synstreets, tmp_path):
     assert json.loads((tmp_path / "r" / "checkpoints" / "last.json").read_text())["step"] == 4
 
 
+def test_select_label_export_for_a_trained_run(synstreets, tmp_path):
+    invoke("train", "--config", "cpu_default", "--name", "m", "--out-dir", tmp_path, "model.pretrained=null",
+           "model.head_channels=8", "data.source.kind=synstreets", f"data.source.root={synstreets}",
+           "data.crop_size=[64,128]", "data.batch_size=2", "data.workers=0", "train.iters=1")
+    run = tmp_path / "m"
+    target = f"synstreets:{synstreets}:val"
+    out = invoke("select", run, "--method", "entropy", "--points", "5", "--data", target)
+    assert "round 0:" in out
+    requests = json.loads((run / "active" / "round_000" / "requests.json").read_text())
+    assert len(requests) == 15 and all(r["kind"] == "point" for r in requests)
+    assert len(list((run / "active" / "round_000" / "previews").glob("*.png"))) == 3
+    invoke("select", run, "--method", "labor-spl", "--percent", "1", "--data", target, "--selector-iters", "1")
+    assert (run / "active" / "round_001" / "requests.json").is_file()
+    out = invoke("label", run / "active", "--oracle", target, "--export", tmp_path / "export")
+    assert "oracle answered" in out and "% of pixels" in out
+    answers = json.loads((tmp_path / "export" / "answers.json").read_text())
+    assert len(answers) == len(requests) + len(json.loads((run / "active" / "round_001" / "requests.json").read_text()))
+    assert len(list((tmp_path / "export" / "masks").glob("*.png"))) == 3
+
+
 @pytest.mark.parametrize("argv, message", [
     (["datasets", "check", "cityscapes", "/nonexistent/cityscapes"], "root not found"),
     (["train", "--config", "no_such_preset"], "neither a config file nor a preset"),
     (["train", "--config", "cpu_default", "train.itres=3"], "unknown key"),
     (["evaluate", "/nonexistent/run"], "not a run folder"),
     (["synth", "--size", "big"], "width x height"),
+    (["label", "/nonexistent/requests", "--export", "x"], "not a request folder"),
 ])
 def test_errors_are_one_line_without_traceback(argv, message):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "300"}

@@ -195,10 +195,14 @@ def test_train_step_never_reads_target_labels_and_never_trains_the_teacher():
     assert all(not p.requires_grad and p.grad is None for p in method.teacher.parameters())
     assert all(p.grad is None for p in method.imagenet_model.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in method.model.parameters())
-    # A mask in the target batch changes nothing: it is never read.
+    # Target masks exist only with active labelling (the label store's sparse labels): pixels nobody labelled
+    # (IGNORE) change nothing, labelled pixels replace the pseudo-labels.
     torch.manual_seed(1)
-    poisoned = method.train_step(src, {**tgt, "mask": torch.full((2, 32, 64), 7)}, 0)
-    assert poisoned == logs
+    unlabelled = method.train_step(src, {**tgt, "mask": torch.full((2, 32, 64), IGNORE)}, 0)
+    assert unlabelled == logs
+    torch.manual_seed(1)
+    labelled = method.train_step(src, {**tgt, "mask": torch.full((2, 32, 64), 7)}, 0)
+    assert labelled["loss_mix"] != logs["loss_mix"] and labelled["loss_src"] == logs["loss_src"]
 
 
 def test_state_dict_round_trip_resumes_the_same_state(tmp_path):

@@ -222,6 +222,89 @@ def synth(
 
 
 @app.command()
+def select(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder: its model scores the target images.")],
+    method: Annotated[str, typer.Option(help="random | entropy | ripu-pa | ripu-ra | labor-spl | labor-ppl")],
+    points: Annotated[Optional[int], typer.Option(help="Point requests per image.")] = None,
+    percent: Annotated[Optional[float], typer.Option(help="Percent of each image's pixels (region requests).")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Target images kind:root[:split] (default: the run's "
+                                                     "data.target).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Request folder (default RUN_DIR/active).")] = None,
+    selector_iters: Annotated[Optional[int], typer.Option(help="LabOR: pixel-selector training iterations.")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+):
+    """Write a labelling request: which pixels of each target image a person (or the oracle) should label.
+
+    The request folder gets the label store (labels.sqlite), round_NNN/requests.json and a preview PNG per image.
+
+      syn2real select runs/dacs_cpu --method labor-ppl --points 40
+    """
+    from syn2real.active.dataset import SparseLabelDataset
+    from syn2real.active.pixel_selector import train_selector
+    from syn2real.active.requests import Budget
+    from syn2real.active.rounds import STORE_FILE, TWO_CLASSIFIER_SELECTORS, run_round, write_meta
+    from syn2real.active.store import LabelStore
+    from syn2real.data import build_dataset, train_transform
+    from syn2real.engine.runs import load_run, model_space
+
+    budget = Budget(points=points, percent=percent)
+    cfg, model = load_run(run_dir, device=device)
+    target_cfg = _parse_data_spec(data) if data else cfg.data.target
+    if target_cfg is None:
+        raise ConfigError(f"{run_dir} has no data.target; name the target images with --data kind:root:split")
+    folder = out_dir or run_dir / "active"
+    store = LabelStore(folder / STORE_FILE)
+    images = build_dataset(target_cfg, None, labels=False)
+    target = SparseLabelDataset(images, store, train_transform(cfg.data))
+    target.register()
+    write_meta(folder, model_space(cfg))
+    pixel_selector = None
+    if method in TWO_CLASSIFIER_SELECTORS:
+        source = build_dataset(cfg.data.source, train_transform(cfg.data), labels=True)
+        pixel_selector, _ = train_selector(model, source, target, selector_iters or cfg.active.selector_iters,
+                                           cfg.optim.lr, cfg.active.lambda_discrepancy, cfg.data.batch_size,
+                                           cfg.data.workers, seed=cfg.train.seed, progress=True)
+    round_index = max(store.rounds(), default=-1) + 1
+    ids = run_round(round_index, method, budget, images, store, model, folder, pixel_selector=pixel_selector,
+                    params=cfg.active.params if cfg.active.selector == method else None, seed=cfg.train.seed,
+                    precision=cfg.train.precision, progress=True)
+    out.print(f"round {round_index}: {len(ids)} requests over {len(images)} images ({budget.describe()}) in "
+              f"{folder}; previews in {folder / f'round_{round_index:03d}' / 'previews'}")
+
+
+@app.command()
+def label(
+    request_dir: Annotated[Path, typer.Argument(help="A request folder (from `syn2real select`).")],
+    oracle: Annotated[Optional[str], typer.Option(help="Answer every open request from ground truth: the labelled "
+                                                       "target split as kind:root[:split].")] = None,
+    import_answers: Annotated[Optional[Path], typer.Option("--import", help="Store a person's answers.json.")] = None,
+    export: Annotated[Optional[Path], typer.Option(help="Write masks/*.png and answers.json here.")] = None,
+):
+    """Answer labelling requests (simulated oracle or imported answers) and export the labels gathered so far."""
+    from syn2real.active.oracle import SimulatedAnnotator
+    from syn2real.active.rounds import STORE_FILE, summary
+    from syn2real.active.store import LabelStore
+    from syn2real.data import build_dataset
+
+    if not (request_dir / STORE_FILE).is_file():
+        raise ConfigError(f"{request_dir} is not a request folder: {request_dir / STORE_FILE} is missing")
+    if not (oracle or import_answers or export):
+        raise ConfigError("say what to do: --oracle kind:root:split, --import answers.json and/or --export DIR")
+    store = LabelStore(request_dir / STORE_FILE)
+    if oracle:
+        annotator = SimulatedAnnotator(build_dataset(_parse_data_spec(oracle), None, labels=True))
+        answered = annotator.answer_open(store, progress=True)
+        out.print(f"oracle answered {answered} requests, revealing {annotator.revealed} pixels")
+    if import_answers:
+        out.print(f"imported {store.import_answers(import_answers)} new answers from {import_answers}")
+    if export:
+        out.print(f"exported to {store.export(export)}")
+    spent = summary(store)
+    out.print(f"labelled so far: {spent['points_per_image']:.1f} points/image, {spent['percent_pixels']:.2f} % of "
+              f"pixels over {spent['images']} images")
+
+
+@app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]):
     """Write RUN_DIR/report.html: per-class IoU table, curves, confusion matrix, example predictions."""
     from syn2real.report.html import write_report

@@ -122,6 +122,30 @@ class MethodConfig:
 
 
 @dataclass
+class ActiveConfig:
+    """Active labelling (syn2real.active): rounds of selection, answers into the label store, training on them."""
+
+    # random | entropy | ripu-pa | ripu-ra | labor-spl | labor-ppl; null: no active labelling
+    selector: str | None = None
+    # The total budget per target image, spread evenly over the rounds: points, or percent of the pixels.
+    points: int | None = None
+    percent: float | None = None
+    # Iterations at which a round selects (0: before training on target labels). RIPU: 5 rounds.
+    rounds: tuple[int, ...] = (0,)
+    # Who answers: `oracle` (the simulated annotator, reading `oracle_data`) or `human` (the run waits for the
+    # answers to arrive in the label store, e.g. from `syn2real annotate serve`).
+    answers: str = "oracle"
+    # The target training split *with* labels, read only by the simulated annotator.
+    oracle_data: DatasetConfig | None = None
+    # LabOR's pixel selector: iterations it trains per round (two classifiers on the segmentation model's
+    # features; source CE + target pseudo-label CE - lambda_discrepancy x the classifiers' discrepancy).
+    selector_iters: int = 100
+    lambda_discrepancy: float = 1.0
+    # Selector options (syn2real.active.selectors), e.g. {k: 16} for RIPU's window.
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Config:
     name: str = "run"
     out_dir: str = "runs"
@@ -131,6 +155,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
+    active: ActiveConfig = field(default_factory=ActiveConfig)
 
     @property
     def run_dir(self) -> Path:

@@ -214,9 +214,12 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------------------
 
-    def fit(self) -> dict:
-        """Train to `cfg.train.iters`; return the final logged metrics (losses, lr, `val/mIoU`)."""
+    def fit(self, until: int | None = None) -> dict:
+        """Train to `cfg.train.iters`, or pause at step `until` (with a checkpoint there) so that work between
+        steps can run, e.g. an active-labelling round; call again to go on. Returns the last logged metrics
+        (losses, lr, `val/mIoU`)."""
         train = self.cfg.train
+        stop = train.iters if until is None else min(until, train.iters)
         params = self._params()
         window: dict[str, float] = {}
         window_steps, window_images, window_start = 0, 0, time.perf_counter()
@@ -227,7 +230,7 @@ class Trainer:
         try:
             with Progress(*columns, disable=not (self.progress and self.is_main)) as bar:
                 task = bar.add_task("train", total=train.iters, completed=self.step, info="")
-                while self.step < train.iters:
+                while self.step < stop:
                     step = self.step
                     src = self._next_batch("source")
                     tgt = self._next_batch("target") if "target" in self.loaders else None
@@ -263,9 +266,13 @@ class Trainer:
                             at_end or (train.eval_every and self.step % train.eval_every == 0)):
                         final.update(self.evaluate(save=at_end))
                         window_start = time.perf_counter()  # evaluation time is not training speed
-                    if at_end or (train.checkpoint_every and self.step % train.checkpoint_every == 0):
+                    if at_end or self.step == stop or (train.checkpoint_every
+                                                       and self.step % train.checkpoint_every == 0):
                         self.save_checkpoint()
-        finally:
+        except BaseException:
+            self.logger.close()
+            raise
+        if self.step == train.iters:
             self.logger.close()
         return {"step": self.step, **final}
 
@@ -364,8 +371,13 @@ class Trainer:
 
 
 def train(cfg: Config, resume: bool = False, init_from: str | Path | None = None, progress: bool = True) -> Path:
-    """Train a run from its config (the CLI's `train`); returns the run folder."""
+    """Train a run from its config (the CLI's `train`); returns the run folder. A config with
+    `active.selector` set trains with active-labelling rounds (syn2real.active.loop)."""
     try:
+        if cfg.active.selector is not None:
+            from syn2real.active.loop import train_active
+
+            return train_active(cfg, resume=resume, init_from=init_from, progress=progress)
         Trainer(cfg, resume=resume, init_from=init_from, progress=progress).fit()
     finally:
         ddp.cleanup_distributed()

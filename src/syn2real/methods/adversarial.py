@@ -33,6 +33,7 @@ from torch import nn
 from syn2real.config import Config
 from syn2real.errors import ConfigError, TrainingError
 from syn2real.labels import IGNORE
+from syn2real.methods.base import sparse_cross_entropy
 from syn2real.methods.base import Method
 from syn2real.models.discriminators import FCDiscriminator
 from syn2real.models.heads import ASPPClassifier
@@ -103,6 +104,9 @@ class Adversarial(Method):
         "lambda_adv": 0.001,
         # Weight of the target entropy loss on the main output (ADVENT MinEnt: 0.001; 0 turns it off).
         "lambda_ent": 0.0,
+        # Active labelling (LabOR's segmentation model): cross-entropy on the target pixels labelled so far,
+        # when the target batch carries the label store's sparse "mask". LabOR weighs it like the source CE.
+        "lambda_target": 1.0,
         # A second, auxiliary classifier on an intermediate feature with its own discriminator (the papers'
         # conv4 output). The Segmentor has none, so the method adds a DeepLab-V2 ASPP classifier (the model's
         # `aspp_dilations`) on feature `aux_feature` (-2: the stage before the last) and trains it with the head.
@@ -223,7 +227,7 @@ class Adversarial(Method):
         loss_tgt = 0.0
         tgt_d_inputs = []
         discriminators = list(self.discriminators) or [None] * len(self.levels)
-        for (suffix, _, w_adv, w_ent), out, disc in zip(self.levels, tgt_outputs, discriminators):
+        for (suffix, w_seg, w_adv, w_ent), out, disc in zip(self.levels, tgt_outputs, discriminators):
             probs = _resize(out, size).softmax(1)
             if disc is not None:
                 d_input = self.discriminator_input(probs)
@@ -235,6 +239,10 @@ class Adversarial(Method):
                 ent = entropy_loss(probs)
                 loss_tgt = loss_tgt + w_ent * ent
                 logs[f"loss_ent{suffix}"] = ent.item()
+            if "mask" in tgt:  # sparse labels from active labelling: only ever from the label store
+                ce = sparse_cross_entropy(_resize(out, tgt["mask"].shape[-2:]), tgt["mask"])
+                loss_tgt = loss_tgt + o["lambda_target"] * w_seg * ce
+                logs[f"loss_tgt_labelled{suffix}"] = ce.item()
         self.backward(loss_tgt)
         del tgt_outputs, loss_tgt
 

@@ -11,8 +11,9 @@ as DAFormer does):
    where pasted and on pseudo-labels elsewhere, weighted by pseudo-label confidence (DACS);
 4. MIC: the augmented target crop with random blocks masked out, trained on the same pseudo-labels.
 
-Target labels are never read: `tgt` is used for its "image" only. Every option in `defaults` carries its
-paper's number; the booleans switch published ingredients on and off. Papers: DACS (Tranheden et al., WACV
+Target labels are never read: `tgt` is used for its "image" only, plus, with active labelling, the sparse
+labels of the label store (`mask`), which replace the pseudo-labels where a person or the oracle gave them.
+Every option in `defaults` carries its paper's number; the booleans switch published ingredients on and off. Papers: DACS (Tranheden et al., WACV
 2021), DAFormer (Hoyer et al., CVPR 2022), MIC (Hoyer et al., CVPR 2023), IAST (Mei et al., ECCV 2020).
 """
 
@@ -160,6 +161,11 @@ class SelfTraining(Method):
         mixed_images = mix(pasted, src_images, tgt_images)
         if opts["strong_aug"]:
             mixed_images = self.augment(mixed_images)
+        if "mask" in tgt:
+            # Active labelling: pixels labelled in the label store replace the pseudo-labels, at full weight.
+            labelled = tgt["mask"] != IGNORE
+            pseudo_labels = torch.where(labelled, tgt["mask"].long(), pseudo_labels)
+            pseudo_weight = torch.where(labelled, torch.ones_like(pseudo_weight), pseudo_weight)
         mixed_labels = mix(pasted, src_labels, pseudo_labels)
         mixed_weight = mix(pasted, torch.ones_like(pseudo_weight), pseudo_weight)
         mixed_logits = self.model(mixed_images)

@@ -1,0 +1,109 @@
+"""Training with active labelling: the method trains, pauses at each round's iteration, a selector asks for
+labels within the budget, the oracle (or a person, through the label store) answers, and training goes on
+with the target's sparse labels in its batches ("mask", IGNORE where nobody labelled).
+
+    cfg.active.rounds = (0, 400)   ->  round 0 before the first step, round 1 at iteration 400
+
+The label store lives in RUN_DIR/active (a request folder, see `syn2real.active.rounds`). Everything is
+resumable: a run killed during a round resumes from the checkpoint written when it paused, finds the round in
+the store (written in one transaction) or selects it again, and the oracle answers what is still open.
+With `answers: human` the run stops after writing a round's requests; answer them with
+`syn2real annotate serve RUN_DIR/active`, then continue with `syn2real train ... --resume`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from syn2real.active.dataset import SparseLabelDataset
+from syn2real.active.oracle import SimulatedAnnotator
+from syn2real.active.pixel_selector import train_selector
+from syn2real.active.requests import Budget
+from syn2real.active.rounds import STORE_FILE, TWO_CLASSIFIER_SELECTORS, run_round, summary, write_meta
+from syn2real.active.selectors import SELECTORS
+from syn2real.active.store import LabelStore
+from syn2real.config import Config
+from syn2real.engine import distributed as ddp
+from syn2real.errors import ConfigError
+
+ANSWERERS = ("oracle", "human")
+
+
+def request_dir(cfg: Config) -> Path:
+    return cfg.run_dir / "active"
+
+
+def check_active_config(cfg: Config) -> Budget:
+    """Validate `cfg.active`; returns the per-round budget."""
+    a = cfg.active
+    if a.selector not in SELECTORS:
+        raise ConfigError(f"active.selector must be one of {', '.join(SELECTORS)}; got {a.selector!r}")
+    if cfg.data.target is None:
+        raise ConfigError("active labelling needs target images: set data.target")
+    if a.answers not in ANSWERERS:
+        raise ConfigError(f"active.answers must be one of {ANSWERERS}, got {a.answers!r}")
+    if a.answers == "oracle" and a.oracle_data is None:
+        raise ConfigError("active.answers=oracle needs active.oracle_data: the labelled target training split the "
+                          "simulated annotator reads")
+    rounds = list(a.rounds)
+    if not rounds or rounds != sorted(set(rounds)) or rounds[0] < 0 or rounds[-1] >= cfg.train.iters:
+        raise ConfigError(f"active.rounds must be increasing iterations in [0, train.iters={cfg.train.iters}); "
+                          f"got {rounds}")
+    if ddp.is_distributed():
+        raise ConfigError("active labelling runs in one process (rounds pause training); run without torchrun")
+    return Budget(points=a.points, percent=a.percent).split(len(rounds))
+
+
+def train_active(cfg: Config, resume: bool = False, init_from: str | Path | None = None,
+                 progress: bool = True) -> Path:
+    """Train `cfg` with active-labelling rounds (module docstring); returns the run folder."""
+    from syn2real.data import build_dataset, train_transform
+    from syn2real.engine.trainer import Trainer, build_datasets
+
+    budget = check_active_config(cfg)
+    active = cfg.active
+    console = Console()
+    folder = request_dir(cfg)
+    store = LabelStore(folder / STORE_FILE)
+    images = build_dataset(cfg.data.target, None, labels=False)
+    target = SparseLabelDataset(images, store, train_transform(cfg.data))
+    target.register()
+    write_meta(folder, target.space)
+    datasets = {**build_datasets(cfg), "target": target}
+    trainer = Trainer(cfg, datasets=datasets, resume=resume, init_from=init_from, progress=progress)
+    oracle = (SimulatedAnnotator(build_dataset(active.oracle_data, None, labels=True))
+              if active.answers == "oracle" else None)
+
+    for round_index, at in enumerate(active.rounds):
+        trainer.fit(until=at)
+        if round_index not in store.rounds():
+            # The selector's training and sampling must not move the training run's random streams.
+            with torch.random.fork_rng(devices=[]):
+                pixel_selector, logs = None, {}
+                if active.selector in TWO_CLASSIFIER_SELECTORS:
+                    pixel_selector, logs = train_selector(
+                        trainer.model, datasets["source"], target, active.selector_iters, cfg.optim.lr,
+                        active.lambda_discrepancy, cfg.data.batch_size, cfg.data.workers,
+                        seed=cfg.train.seed + round_index, progress=progress)
+                run_round(round_index, active.selector, budget, images, store, trainer.model, folder,
+                          pixel_selector=pixel_selector, params=active.params, seed=cfg.train.seed,
+                          precision=cfg.train.precision, progress=progress)
+            trainer.logger.log(trainer.step, logs)
+        if oracle is not None:
+            oracle.answer_open(store, progress=progress)
+        elif store.requests(round_index=round_index, open_only=True):
+            open_count = len(store.requests(round_index=round_index, open_only=True))
+            console.print(f"round {round_index}: {open_count} requests wait for answers in {folder}. Answer them "
+                          f"(syn2real annotate serve {folder}), then run the same command with --resume.")
+            trainer.logger.close()
+            return cfg.run_dir
+        spent = summary(store)
+        trainer.logger.log(trainer.step, {f"active/{k}": v for k, v in spent.items()})
+        if progress:
+            console.print(f"round {round_index} at iteration {at}: {spent['points_per_image']:.1f} points/image, "
+                          f"{spent['percent_pixels']:.2f} % of pixels labelled so far")
+    trainer.fit()
+    return cfg.run_dir
