@@ -97,10 +97,11 @@ def active_config(frames, tmp_path, *extra):
         "active.rounds=[0,2]", "active.selector_iters=2", *extra])
 
 
-@pytest.mark.parametrize("selector,budget", [("labor-ppl", "active.points=4"), ("labor-spl", "active.percent=2.0"),
-                                             ("entropy", "active.points=4")])
-def test_rounds_select_answer_and_train_within_the_budget(frames, tmp_path, selector, budget):
-    cfg = active_config(frames, tmp_path, f"active.selector={selector}", budget)
+@pytest.mark.parametrize("selector,budget,method", [
+    ("labor-ppl", "active.points=4", "adaptsegnet"), ("labor-spl", "active.percent=2.0", "adaptsegnet"),
+    ("entropy", "active.points=4", "adaptsegnet"), ("ripu-ra", "active.percent=2.0", "source_only")])
+def test_rounds_select_answer_and_train_within_the_budget(frames, tmp_path, selector, budget, method):
+    cfg = active_config(frames, tmp_path, f"active.selector={selector}", budget, f"method.name={method}")
     run = train(cfg, progress=False)
     store = LabelStore(run / "active" / "labels.sqlite")
     assert sorted(store.rounds()) == [0, 1]

@@ -1,11 +1,17 @@
-"""Source-only training: cross-entropy on labelled source batches. Also plain supervised training."""
+"""Source-only training: cross-entropy on labelled source batches. Also plain supervised training.
+
+With active labelling the target batch carries the label store's sparse labels ("mask"); they add a
+cross-entropy over the labelled target pixels, RIPU's supervised core (Xie et al., CVPR 2022: source CE +
+target CE on the annotated pixels; its two regularisers are not included). Plain UDA target batches hold
+images only and are ignored here.
+"""
 
 from __future__ import annotations
 
 import torch.nn.functional as F
 
 from syn2real.labels import IGNORE
-from syn2real.methods.base import Method
+from syn2real.methods.base import Method, sparse_cross_entropy
 
 
 class SourceOnly(Method):
@@ -13,4 +19,9 @@ class SourceOnly(Method):
         logits = self.model(src["image"])
         loss = F.cross_entropy(logits.float(), src["mask"], ignore_index=IGNORE)
         self.backward(loss)
-        return {"loss_seg": loss.item()}
+        logs = {"loss_seg": loss.item()}
+        if tgt is not None and "mask" in tgt:
+            loss_tgt = sparse_cross_entropy(self.model(tgt["image"]), tgt["mask"])
+            self.backward(loss_tgt)
+            logs["loss_tgt_labelled"] = loss_tgt.item()
+        return logs
