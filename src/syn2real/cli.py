@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from syn2real.annotate.cli import annotate_app
 from syn2real.errors import ConfigError, Syn2RealError
 
 console = Console(stderr=True)
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 datasets_app = typer.Typer(help="Inspect and validate datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(annotate_app, name="annotate")
 
 
 def _parse_size(text: str | None, what: str = "--size") -> tuple[int, int] | None:
