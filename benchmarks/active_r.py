@@ -4,7 +4,7 @@
     python benchmarks/active_r.py --rows labor-ppl random-points
 
 Every row trains the same way (synstreets2camvid_active.yaml: R's warm start, AdaptSegNet + target CE on the
-labelled pixels, 400 iterations, rounds at 0 and 200) and differs only in the selector; the simulated annotator
+labelled pixels, 300 iterations, rounds at 0 and 150) and differs only in the selector; the simulated annotator
 answers from the CamVid train labels and counts what it reveals. Printed beside source-only, the best UDA row
 and the oracle of `benchmarks/synth2real.py` (read from its run folders), each as % of the oracle.
 """

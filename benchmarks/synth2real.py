@@ -7,7 +7,7 @@ unsupervised adaptation method to the CamVid-trained oracle.
 
 Same model and resolution for every row. Source-only and oracle train 1500 iterations (presets
 `synstreets2camvid_source_only`, `camvid_supervised`); every UDA row starts from the source-only model at
-iteration 1000 and adapts 400 iterations with the unlabelled CamVid train frames (`synstreets2camvid_uda`;
+iteration 1000 and adapts 300 iterations with the unlabelled CamVid train frames (`synstreets2camvid_uda`;
 UDA rows of every seed start from seed 0's source-only model). Runs that finished already are re-used, not
 retrained. Reports the last checkpoint's score, never a checkpoint picked on val, and each row's share of the
 source-only -> oracle gap. Skips when ../shared/data/camvid is absent.
