@@ -304,6 +304,29 @@ class LabelStore:
             counts[image] = int(label.sum())
         return counts
 
+    def progress(self, annotator: str | None = None) -> dict:
+        """Counts for a progress bar, from one consistent snapshot: requests (total, images, images still open),
+        answers (answered, skipped, mean seconds per non-skipped label) and, for `annotator`, their own."""
+        db = self._connection()
+        db.execute("BEGIN")
+        try:
+            total, images = db.execute("SELECT COUNT(*), COUNT(DISTINCT image) FROM requests").fetchone()
+            open_images = db.execute("SELECT COUNT(DISTINCT image) FROM requests "
+                                     "WHERE id NOT IN (SELECT request FROM answers)").fetchone()[0]
+            answered, skipped, mean = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(skipped), 0), AVG(CASE WHEN skipped = 0 THEN seconds END) "
+                "FROM answers").fetchone()
+            out = {"total": total, "answered": answered, "skipped": skipped, "mean_seconds": mean,
+                   "images": images, "open_images": open_images}
+            if annotator is not None:
+                mine, my_mean = db.execute(
+                    "SELECT COUNT(*), AVG(CASE WHEN skipped = 0 THEN seconds END) FROM answers WHERE annotator = ?",
+                    (annotator,)).fetchone()
+                out.update(annotator=annotator, mine=mine, my_mean_seconds=my_mean)
+        finally:
+            db.execute("COMMIT")
+        return out
+
     # ---- leases (several annotators at once) ----------------------------------------------------------
 
     def lease(self, annotator: str, seconds: float = 600.0) -> str | None:

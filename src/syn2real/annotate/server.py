@@ -27,8 +27,6 @@ import io
 import ipaddress
 import json
 import secrets
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -326,7 +324,7 @@ def create_app(request_dir: str | Path, token: str | None = None, lease_seconds:
 
     @api.get("/progress")
     def progress(annotator: AnnotatorQuery | None = None) -> dict:
-        return _progress(store.path, annotator)
+        return store.progress(annotator)
 
     @api.post("/export")
     def export() -> dict:
@@ -405,26 +403,6 @@ def _answer_labels(body: AnswerIn, stored: StoredRequest) -> np.ndarray | None:
     if not np.any(labels[r.mask] != IGNORE):
         raise HTTPException(422, f"the answer labels no pixel of request {stored.id}; skip it when unsure")
     return labels
-
-
-def _progress(db_path: Path, annotator: str | None) -> dict:
-    """Counts over the store, read in one read-only snapshot (cheap enough to ask after every answer)."""
-    with closing(sqlite3.connect(db_path.as_uri() + "?mode=ro", uri=True, timeout=30)) as db:
-        db.execute("BEGIN")
-        total, images = db.execute("SELECT COUNT(*), COUNT(DISTINCT image) FROM requests").fetchone()
-        open_images = db.execute("SELECT COUNT(DISTINCT image) FROM requests "
-                                 "WHERE id NOT IN (SELECT request FROM answers)").fetchone()[0]
-        answered, skipped, mean = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(skipped), 0), AVG(CASE WHEN skipped = 0 THEN seconds END) "
-            "FROM answers").fetchone()
-        out = {"total": total, "answered": answered, "skipped": skipped, "mean_seconds": mean,
-               "images": images, "open_images": open_images}
-        if annotator is not None:
-            mine, my_mean = db.execute(
-                "SELECT COUNT(*), AVG(CASE WHEN skipped = 0 THEN seconds END) FROM answers WHERE annotator = ?",
-                (annotator,)).fetchone()
-            out.update(annotator=annotator, mine=mine, my_mean_seconds=my_mean)
-    return out
 
 
 def serve(request_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, lease_seconds: float = 600.0) -> None:
