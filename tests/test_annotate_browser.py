@@ -6,16 +6,14 @@ Leaves tests/artifacts/annotator.png to look at; with SYN2REAL_UPDATE_DOCS=1 als
 import json
 import os
 import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 import yaml
 from PIL import Image
+from conftest import serve_on_loopback
 from test_annotate_api import make_request_folder
 
 from syn2real.active.requests import Request
@@ -62,19 +60,8 @@ def folder(tmp_path):
 @pytest.fixture
 def server_url(folder):
     """The app under a real uvicorn on a free loopback port, in a background thread."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(folder), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_on_loopback(create_app(folder)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ out-of-set payloads mixed in get 4xx, and the server keeps serving. Everything h
 itself."""
 
 import json
-import socket
-import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-import uvicorn
+from conftest import serve_on_loopback
 from test_annotate_api import make_request_folder
 
 from syn2real.active.requests import Request
@@ -42,19 +40,8 @@ def folder(tmp_path):
 
 @pytest.fixture
 def server_url(folder):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(folder), log_level="warning", backlog=256))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_on_loopback(create_app(folder), backlog=256) as url:
+        yield url
 
 
 def bad_payloads(request_of_a, request_of_b):

@@ -11,19 +11,17 @@ A request folder (the label store's folder) holds:
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 from rich.progress import track
 from torch import nn
 
 from syn2real.active.requests import Budget, Request
 from syn2real.active.selectors import select
-from syn2real.active.store import LabelStore
+from syn2real.active.store import LabelStore, png_bytes
 from syn2real.data.base import SegDataset
 from syn2real.engine.io import atomic_write_bytes, atomic_write_json
 from syn2real.evaluate.inference import eval_mode, infer_logits
@@ -40,11 +38,6 @@ def write_meta(request_dir: Path, space: LabelSpace) -> None:
                                                   "palette": [list(map(int, c)) for c in space.palette],
                                                   "ignore": IGNORE})
 
-
-def _png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def preview(image: np.ndarray, requests: list[Request]) -> np.ndarray:
@@ -98,8 +91,8 @@ def run_round(round_index: int, selector: str, budget: Budget, images: SegDatase
                             probs2=None if probs2 is None else probs2.cpu(), rng=rng, **(params or {}))
             requests += chosen
             rgb = pixels.permute(1, 2, 0).numpy()
-            previews[name] = _png(preview(rgb, chosen))
-            predictions[name] = _png(probs.argmax(0).to(torch.uint8).cpu().numpy())
+            previews[name] = png_bytes(preview(rgb, chosen))
+            predictions[name] = png_bytes(probs.argmax(0).to(torch.uint8).cpu().numpy())
     ids = store.add_round(round_index, selector, budget.describe(), requests)
     # Pictures and the JSON listing after the store: the store is the record, these are views of it.
     round_dir = request_dir / f"round_{round_index:03d}"

@@ -361,7 +361,7 @@ class LabelStore:
         out_dir = Path(out_dir)
         (out_dir / "masks").mkdir(parents=True, exist_ok=True)
         for image in self.images():
-            atomic_write_bytes(out_dir / "masks" / f"{image}.png", _png_bytes(self.sparse_label(image)))
+            atomic_write_bytes(out_dir / "masks" / f"{image}.png", png_bytes(self.sparse_label(image)))
         records = [_answer_record(stored, answer) for stored, answer in self.answers()]
         atomic_write_json(out_dir / "answers.json", records)
         return out_dir
@@ -394,11 +394,11 @@ def _stored_request(row) -> StoredRequest:
     return StoredRequest(request_id, round_index, Request(image, kind, x, y, mask, score))
 
 
-def _png_bytes(label: np.ndarray) -> bytes:
+def png_bytes(array: np.ndarray) -> bytes:
     import io
 
     buffer = io.BytesIO()
-    Image.fromarray(label).save(buffer, format="PNG")
+    Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
