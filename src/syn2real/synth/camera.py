@@ -51,12 +51,16 @@ class Camera:
         """(N, 3) world points -> (N, 3) camera coordinates (x right, y down, z along the view)."""
         return (np.asarray(points, np.float64) - self.origin) @ self.rotation.T
 
-    def project_camera(self, cam_points: np.ndarray) -> np.ndarray:
-        """(N, 3) camera coordinates with z > 0 -> (N, 2) pixel coordinates."""
+    def project_camera(self, cam_points: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
+        """(N, 3) camera coordinates with z > 0 -> (N, 2) pixel coordinates; `depth`, if given, stands in for
+        their z (the rasteriser floors it at the near plane)."""
         f = self.focal
         cx, cy = self.centre
-        z = cam_points[:, 2]
-        return np.stack([f * cam_points[:, 0] / z + cx, f * cam_points[:, 1] / z + cy], axis=1)
+        z = cam_points[:, 2] if depth is None else depth
+        pix = np.empty((len(cam_points), 2))
+        pix[:, 0] = f * cam_points[:, 0] / z + cx
+        pix[:, 1] = f * cam_points[:, 1] / z + cy
+        return pix
 
     def project(self, points: np.ndarray) -> np.ndarray:
         """(N, 3) world points in front of the camera -> (N, 2) pixel coordinates."""
@@ -82,7 +86,8 @@ class Camera:
         u = np.arange(self.width, dtype=np.float32)
         v = np.arange(self.height, dtype=np.float32)[:, None]
         a, b, c = coeffs
-        return np.maximum(np.float32(a) * u + (np.float32(b) * v + np.float32(c)), 0).astype(np.float32)
+        inverse_depth = np.float32(a) * u + (np.float32(b) * v + np.float32(c))
+        return np.maximum(inverse_depth, np.float32(0), out=inverse_depth)
 
     def ray_dot(self, direction: np.ndarray) -> tuple[float, float, float]:
         """(a, b, c) with (ray . direction) = a*u + b*v + c at pixel (u, v).
@@ -120,14 +125,16 @@ def clip_near(cam_points: np.ndarray, counts: np.ndarray, near: float = NEAR) ->
     starts = ends - counts
     following = np.arange(1, len(cam_points) + 1)
     following[ends - 1] = starts
-    cur, nxt = cam_points, cam_points[following]
-    cur_in, nxt_in = cur[:, 2] >= near, nxt[:, 2] >= near
-    candidates = np.empty((len(cur), 2, 3))
-    candidates[:, 0] = cur
-    with np.errstate(divide="ignore", invalid="ignore"):  # (edges that do not cross: their point is unused)
-        t = (near - cur[:, 2]) / (nxt[:, 2] - cur[:, 2])
-        candidates[:, 1] = cur + t[:, None] * (nxt - cur)
-    keep = np.empty((len(cur), 2), bool)
+    cur_in = cam_points[:, 2] >= near
+    keep = np.empty((len(cam_points), 2), bool)
     keep[:, 0] = cur_in
-    keep[:, 1] = cur_in != nxt_in
+    keep[:, 1] = cur_in != cur_in[following]
+    candidates = np.empty((len(cam_points), 2, 3))
+    candidates[:, 0] = cam_points
+    # Only the edges crossing the plane get their crossing point (the other slots are never kept).
+    crossing = np.flatnonzero(keep[:, 1])
+    cur, nxt = cam_points[crossing], cam_points[following[crossing]]
+    with np.errstate(divide="ignore", invalid="ignore"):  # (no zero divides here; NaN corners stay silent)
+        t = (near - cur[:, 2]) / (nxt[:, 2] - cur[:, 2])
+        candidates[crossing, 1] = cur + t[:, None] * (nxt - cur)
     return candidates.reshape(-1, 3)[keep.ravel()], np.add.reduceat(keep.sum(axis=1), starts)

@@ -27,6 +27,7 @@ _SHIFT = 4  # sub-pixel bits for OpenCV's polygon fills
 _SCALE = 1 << _SHIFT
 SKY = C["sky"]
 _GLASS_TONES = (0.75, 0.875, 1.0, 1.125, 1.25)  # window panes vary from cell to cell
+_UP = np.array([0.0, 1.0, 0.0])
 
 
 @dataclass
@@ -70,9 +71,9 @@ class _Batch:
         ends = np.cumsum(counts)
         starts = ends - counts
         cam_points = cam.to_camera(np.concatenate(polygons) if corners is None else corners)
-        pix = cam.project_camera(np.maximum(cam_points, [-np.inf, -np.inf, NEAR]))
-        fixed = np.round(pix * _SCALE).astype(np.int32)
         z = cam_points[:, 2]
+        pix = cam.project_camera(cam_points, np.maximum(z, NEAR))
+        fixed = np.round(pix * _SCALE).astype(np.int32)
         self.behind = np.maximum.reduceat(z, starts) < NEAR
         crossing = np.flatnonzero((np.minimum.reduceat(z, starts) < NEAR) & ~self.behind)
         self.lo = np.minimum.reduceat(pix, starts, axis=0)
@@ -83,17 +84,22 @@ class _Batch:
             crossing_counts = counts[crossing]
             local_starts = np.cumsum(crossing_counts) - crossing_counts
             corner_ids = np.arange(crossing_counts.sum()) + np.repeat(starts[crossing] - local_starts, crossing_counts)
-            clipped, clipped_counts = clip_near(cam_points[corner_ids], crossing_counts)
+            clipped, clipped_counts = clip_near(np.take(cam_points, corner_ids, axis=0), crossing_counts)
             clipped_pix = cam.project_camera(clipped)
             clipped_fixed = np.round(clipped_pix * _SCALE).astype(np.int32)
-            clipped_ends = np.cumsum(clipped_counts).tolist()
-            for j, count, end in zip(crossing.tolist(), clipped_counts.tolist(), clipped_ends):
-                if count < 3:
-                    self.behind[j] = True
-                    continue
-                self.points[j] = clipped_fixed[end - count:end]
-                self.lo[j] = clipped_pix[end - count:end].min(axis=0)
-                self.hi[j] = clipped_pix[end - count:end].max(axis=0)
+            clipped_ends = np.cumsum(clipped_counts)
+            shown = clipped_counts >= 3
+            self.behind[crossing[~shown]] = True
+            crossing, ends_shown = crossing[shown], clipped_ends[shown]
+            starts_shown = ends_shown - clipped_counts[shown]
+            # Boxes by one reduceat over (start, end) pairs: the even slots are the polygons, the odd ones the
+            # gaps between them (a last row is added, as reduceat takes no index past the end).
+            bounds = np.column_stack([starts_shown, ends_shown]).ravel()
+            padded = np.concatenate([clipped_pix, clipped_pix[:1]])
+            self.lo[crossing] = np.minimum.reduceat(padded, bounds, axis=0)[::2]
+            self.hi[crossing] = np.maximum.reduceat(padded, bounds, axis=0)[::2]
+            for j, a, b in zip(crossing.tolist(), starts_shown.tolist(), ends_shown.tolist()):
+                self.points[j] = clipped_fixed[a:b]
         self.lo[self.behind] = np.inf
         self.hi[self.behind] = -np.inf
 
@@ -154,19 +160,16 @@ class Rasteriser:
         first = self._part_entries(facets)
         self.ground_entries = self.entries
         convex = [p.convex for f in facets for p in f.parts]
-        behind = batch.behind.tolist()
-        for j, points in enumerate(batch.points):
-            if not behind[j]:
+        for j, (points, behind) in enumerate(zip(batch.points, batch.behind.tolist())):
+            if not behind:
                 _fill(self.part, points, first + j, convex[j])
 
     def cast_shadows(self, casters: list[Facet]) -> None:
         """Where standing facets shadow the ground: their outlines cast along the sun's rays onto y = 0."""
         if self.sun_light.max() <= 0 or self.sun[1] <= 0.05:
             return
-        polys = []
-        for f in casters:
-            if f.casts_shadow:
-                polys += [p.points for p in (f.parts[:f.shadow_parts] if f.shadow_parts else f.parts)]
+        polys = [p.points for f in casters if f.casts_shadow
+                 for p in (f.parts[:f.shadow_parts] if f.shadow_parts else f.parts)]
         self.shadow = np.zeros(self.part.shape, np.uint8)
         if not polys:
             return
@@ -177,9 +180,9 @@ class Rasteriser:
         h, w = self.part.shape
         on_screen = ~batch.behind & (batch.hi[:, 0] >= 0) & (batch.lo[:, 0] < w) & (batch.hi[:, 1] >= 0) \
             & (batch.lo[:, 1] < h)
-        points = batch.points
+        points, shadow, fill_convex, hull = batch.points, self.shadow, cv2.fillConvexPoly, cv2.convexHull
         for j in np.flatnonzero(on_screen).tolist():
-            cv2.fillConvexPoly(self.shadow, cv2.convexHull(points[j]), 1, cv2.LINE_8, _SHIFT)
+            fill_convex(shadow, hull(points[j]), 1, cv2.LINE_8, _SHIFT)
 
     # -- standing facets ------------------------------------------------------------------------------------
 
@@ -207,11 +210,14 @@ class Rasteriser:
         materials[part_rows] = part_materials
         labels[part_rows] = np.repeat([f.label for f in facets], counts)
         normals[part_rows] = np.repeat(facet_normals, counts, axis=0)
-        tones = np.asarray(_GLASS_TONES)
-        for i in painted:  # window panes vary from cell to cell: a few tones of the grid's colour
-            grid, rows = facets[i].grid, slice(starts[i] + counts[i], starts[i] + sizes[i])
-            colours[rows] = tones[:, None] * lights[i] * np.asarray(grid.colour)
-            materials[rows], labels[rows], normals[rows] = int(grid.material), facets[i].label, facet_normals[i]
+        if painted:  # window panes vary from cell to cell: a few tones of the grid's colour
+            grids = [facets[i].grid for i in painted]
+            rows = (starts[painted] + counts[painted])[:, None] + np.arange(len(_GLASS_TONES))
+            colours[rows] = (np.asarray(_GLASS_TONES)[:, None] * lights[painted][:, None]
+                             * np.array([g.colour for g in grids])[:, None])
+            materials[rows] = np.array([int(g.material) for g in grids])[:, None]
+            labels[rows] = np.array([facets[i].label for i in painted])[:, None]
+            normals[rows] = facet_normals[painted][:, None]
         first = self._add_entries(colours, labels, materials, normals)
         return (first + part_rows).tolist(), (first + starts).tolist()
 
@@ -273,70 +279,83 @@ class Rasteriser:
         # Parts are filled with their entry ids into a scratch picture that is never cleared: ids only grow
         # from facet to facet, so a facet's own pixels are those holding an id from its range.
         scratch = np.zeros((h, w), np.int32)
+        inv_depth, part = self.inv_depth, self.part
+        # (module and attribute look-ups hoisted out of the loop: it runs a few hundred times a frame)
+        fill_convex, fill_poly, copy_to, min_max = cv2.fillConvexPoly, cv2.fillPoly, cv2.copyTo, cv2.minMaxLoc
+        line_8 = cv2.LINE_8
         for i in np.flatnonzero(keep).tolist():
             x0, y0, x1, y1 = boxes[i]
-            zbuf = self.inv_depth[y0:y1, x0:x1]
-            if zbuf.min() >= nearest[i]:
+            zbuf = inv_depth[y0:y1, x0:x1]
+            if min_max(zbuf)[0] >= nearest[i]:
                 continue  # wholly behind what is drawn already
             for j in range(part_starts[i], part_ends[i]):
                 if drawn[j]:
                     if convex[j]:  # (most parts: called directly, as `_fill` would)
-                        cv2.fillConvexPoly(scratch, points[j], part_ids[j], cv2.LINE_8, _SHIFT)
+                        fill_convex(scratch, points[j], part_ids[j], line_8, _SHIFT)
                     else:
-                        cv2.fillPoly(scratch, [points[j]], part_ids[j], cv2.LINE_8, _SHIFT)
+                        fill_poly(scratch, [points[j]], part_ids[j], line_8, _SHIFT)
             local = scratch[y0:y1, x0:x1]
             inv_z = across[i, x0:x1] + down[i, y0:y1]
             visible = inv_z > zbuf
             visible &= local >= facet_ids[i]
             grid = facets[i].grid
-            if grid is not None and visible.any():
-                local, visible = self._apply_grid(grid, facet_ids[i] + part_counts[i], visible, inv_z, local,
-                                                  x0, y0, x1, y1)
+            if grid is not None:
+                self._apply_grid(grid, facet_ids[i] + part_counts[i], visible, inv_z, local, x0, y0)
             # (OpenCV's masked copy is many times faster than np.copyto's `where` on a strided box)
             mask = visible.view(np.uint8)
-            cv2.copyTo(inv_z, mask, zbuf)
-            cv2.copyTo(local, mask, self.part[y0:y1, x0:x1])
+            copy_to(inv_z, mask, zbuf)
+            copy_to(local, mask, part[y0:y1, x0:x1])
 
     def _apply_grid(self, grid: Grid, tone_id: int, visible: np.ndarray, inv_z: np.ndarray, local: np.ndarray,
-                    x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
-        """Paint (or cut out) a grid's cells: (entry ids, visibility) of the facet's box; tones from `tone_id`.
+                    x0: int, y0: int) -> None:
+        """Paint (or cut out) a grid's cells over a facet's box at (x0, y0), in place: painted cells get tones
+        from `tone_id` in `local` (the facet's box of the scratch), a cut-out narrows `visible`.
 
         Face coordinates come from the pixel rays and the depth: u = (ray . u_axis) * depth + const, where the
-        ray product is affine in the pixel coordinates (`Camera.ray_dot_map`).
+        ray product is affine in the pixel coordinates (`Camera.ray_dot_map`). They are computed only over the
+        rows and columns where the facet shows (often a small part of its box: nearer things hide the rest).
         """
+        c0, r0, cols, rows = cv2.boundingRect(visible.view(np.uint8))
+        if not rows:
+            return
+        r1, c1 = r0 + rows, c0 + cols
+        shows = visible[r0:r1, c0:c1]
         cam = self.camera
         rel = cam.origin - grid.origin
         (u0, u1), (v0, v1) = grid.u_range, grid.v_range
         (pu, pv), (su, sv) = grid.period, grid.size
+        us, vs = self.us[x0 + c0:x0 + c1], self.vs[y0 + r0:y0 + r1]
+        # Face coordinates in periods from the grid's start: whole part = cell index, fraction = where in it.
+        # Both axes (u, then v) are worked out together, stacked, so each step is one array operation.
+        axes = ((grid.u_axis, rel @ grid.u_axis, u0, u1, pu, su), (_UP, rel[1], v0, v1, pv, sv))
+        # (`Camera.ray_dot_map` on cached ranges, per axis as (a, b, c); then each step's constants per axis)
+        a, b, c = np.array([(self.ray_matrix @ (axis / period)).tolist() for axis, _, _, _, period, _ in axes],
+                           np.float32).T[:, :, None, None]
+        steps = [((offset - start) / period, size / period, (stop - start) / period)
+                 for _, offset, start, stop, period, size in axes]
+        offsets, sizes, stops = np.array(steps, np.float32).T[:, :, None, None]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            depth = np.float32(1.0) / inv_z
-            in_axis = []
-            cell = []
-            # Face coordinates in periods from the grid's start: whole part = cell index, fraction = where in it.
-            for axis, offset, start, stop, period, size in ((grid.u_axis, rel @ grid.u_axis, u0, u1, pu, su),
-                                                            (np.array([0.0, 1.0, 0.0]), rel[1], v0, v1, pv, sv)):
-                a, b, c = (self.ray_matrix @ (axis / period)).tolist()  # (`Camera.ray_dot_map`, on cached ranges)
-                t = self.us[x0:x1] * np.float32(a) + (self.vs[y0:y1] * np.float32(b) + np.float32(c))
-                t *= depth
-                t += np.float32((offset - start) / period)
-                whole = np.floor(t)
-                inside = t - whole < np.float32(size / period)
-                inside &= t >= 0
-                inside &= t < np.float32((stop - start) / period)
-                in_axis.append(inside)
-                cell.append(whole)
-        in_u, in_v = in_axis
+            depth = np.float32(1.0) / inv_z[r0:r1, c0:c1]
+            t = us * a + (vs * b + c)
+            t *= depth
+            t += offsets
+            cell = np.floor(t)
+            inside = t - cell < sizes
+            inside &= t >= 0
+            inside &= t < stops
+        in_u, in_v = inside
         if grid.cutout:
-            return local, visible & (in_u | in_v)
-        cells = visible & in_u & in_v
+            shows &= in_u | in_v
+            return
+        cells = shows & in_u & in_v
         if not cells.any():
-            return local, visible
+            return
         # A cheap hash of the cell index picks one of a few glass tones (lights on, blinds down).
         n = len(_GLASS_TONES)
         key = cell[0][cells] * 7 + cell[1][cells] * 13
-        ids = local.copy()  # (the scratch must keep the parts' ids: later facets are told apart by them)
-        ids[cells] = tone_id + (key - n * np.floor(key / n)).astype(np.int32)
-        return ids, visible
+        # Written into the scratch itself: tones are entries of this facet, below the ids of any later one, so
+        # later facets tell their pixels apart just as well.
+        local[r0:r1, c0:c1][cells] = tone_id + (key - n * np.floor(key / n)).astype(np.int32)
 
     # -- the picture ----------------------------------------------------------------------------------------
 
@@ -360,19 +379,22 @@ class Rasteriser:
             shaded &= part > 0
             shaded &= part < self.ground_entries
             np.add(part, offset, out=part, where=shaded)
-        # np.take gathers table rows several times faster than fancy indexing.
-        colour = np.take(colours.astype(np.float32), part, axis=0)
+        # np.take gathers table rows several times faster than fancy indexing (and faster still given the
+        # indices as intp, which both gathers would convert them to).
+        entry = part.astype(np.intp)
+        colour = np.take(colours.astype(np.float32), entry, axis=0)
         sky = part == 0
-        rows = np.flatnonzero(sky.any(axis=1))
-        if len(rows):  # the sky only ever fills rows down to the lowest one it shows in
-            top = int(rows[-1]) + 1
+        _, first_row, _, rows = cv2.boundingRect(sky.view(np.uint8))
+        if rows:  # the sky only ever fills rows down to the lowest one it shows in
+            top = first_row + rows
             cv2.copyTo(sky_colour(scene, top), sky[:top].view(np.uint8), colour[:top])
         # Depth: the z-buffer where something stands, else the ground plane (kerbs' 12 cm are neglected).
-        inv = np.where(self.inv_depth > 0, self.inv_depth, cam.ground_inverse_depth(0.0))
+        inv = cam.ground_inverse_depth(0.0)
+        cv2.copyTo(self.inv_depth, (self.inv_depth > 0).view(np.uint8), inv)
         depth = np.full(inv.shape, np.inf, np.float32)
         np.divide(1.0, inv, out=depth, where=(inv > 0) & ~sky)
         # Label and material in one gather: a little-endian 16-bit table, label in the low byte.
-        both = np.take((labels.astype(np.uint16) | materials.astype(np.uint16) << 8).astype("<u2"), part)
+        both = np.take((labels.astype(np.uint16) | materials.astype(np.uint16) << 8).astype("<u2"), entry)
         both = both.view(np.uint8).reshape(*part.shape, 2)
         return Frame(colour, np.ascontiguousarray(both[..., 0]), np.ascontiguousarray(both[..., 1]),
                      part, normals.astype(np.float32), depth)
@@ -435,6 +457,8 @@ def sky_colour(scene: Scene, rows: int | None = None) -> np.ndarray:
         scale = size / 3000.0 * 1000  # one noise tile spans 3 km of a cloud plane 1 km up
         map_x = (ray_x / up * scale + shift[0]).astype(np.float32)
         map_y = (ray_z / up * scale + shift[1]).astype(np.float32)
+        for coordinate in (map_x, map_y):  # whole tiles off, exactly (see `textures.texture_factor`)
+            coordinate -= np.trunc(coordinate * np.float32(1 / size)) * np.float32(size)
         density = cv2.remap(noise, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
         cover = np.clip((density - (1 - env.cloud_cover)) / 0.25, 0, 1)
         cover *= np.clip(elevation / 0.05, 0, 1)  # thin out towards the horizon

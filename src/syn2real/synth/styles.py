@@ -34,7 +34,8 @@ def check_style(style: str) -> str:
 
 def _haze_keep(depth: np.ndarray, scene: Scene, scale: float) -> np.ndarray:
     """(H, W) float32 fraction of a surface's own colour left after haze (1 for the sky)."""
-    keep = cv2.exp(depth * np.float32(-1.0 / (scene.environment.haze_distance * scale)))
+    keep = depth * np.float32(-1.0 / (scene.environment.haze_distance * scale))
+    cv2.exp(keep, dst=keep)
     keep[np.isinf(depth)] = 1.0  # exp(-inf) = 0: the sky is its own haze
     return keep
 
@@ -51,22 +52,40 @@ def _compose(colour: np.ndarray, matrix: np.ndarray, offset: np.ndarray, haze: n
     `gain` is the surface's own share (texture factor times `keep`, the part left after haze), all (H, W)
     float32; M is 3x3, `haze` and `offset` RGB. Each output channel c is computed on its own as
     (M_c . colour) * gain * vignette - keep * vignette * (M haze)_c + vignette * (M haze + offset)_c: one-channel
-    OpenCV passes, with no per-pixel factor spread over three channels first.
+    OpenCV passes, with no per-pixel factor spread over three channels first, band by band (see `_bands`).
     """
     matrix = 255.0 * np.asarray(matrix, np.float64)
     hazed = matrix @ np.asarray(haze, np.float64)
     lifted = hazed + 255.0 * np.asarray(offset, np.float64)
-    if vignette is not None:
-        gain, keep = cv2.multiply(gain, vignette), cv2.multiply(keep, vignette)
-    channels = []
-    for row, haze_c, lift_c in zip(matrix, hazed.tolist(), lifted.tolist()):
-        out = cv2.multiply(cv2.transform(colour, row[None].astype(np.float32)), gain)
-        out = cv2.scaleAdd(keep, -haze_c, out)
-        if vignette is None:
-            channels.append(cv2.addWeighted(out, 1.0, out, 0.0, lift_c, dtype=cv2.CV_8U))
-        else:
-            channels.append(cv2.addWeighted(out, 1.0, vignette, lift_c, 0.0, dtype=cv2.CV_8U))
-    return cv2.merge(channels)
+    rows = [(row[None].astype(np.float32), haze_c, lift_c)
+            for row, haze_c, lift_c in zip(matrix, hazed.tolist(), lifted.tolist())]
+    bands = _bands(*gain.shape)
+    picture = np.empty((*gain.shape, 3), np.uint8)
+    buffer = np.empty((bands[0].stop, gain.shape[1]), np.float32)  # (one for all bands and channels)
+    for band in bands:
+        band_gain, band_keep = gain[band], keep[band]
+        if vignette is not None:
+            band_vignette = vignette[band]
+            band_gain, band_keep = cv2.multiply(band_gain, band_vignette), cv2.multiply(band_keep, band_vignette)
+        out = buffer[:len(band_gain)]
+        channels = []
+        for row, haze_c, lift_c in rows:
+            cv2.transform(colour[band], row, dst=out)
+            cv2.multiply(out, band_gain, dst=out)
+            cv2.scaleAdd(band_keep, -haze_c, out, dst=out)
+            if vignette is None:
+                channels.append(cv2.addWeighted(out, 1.0, out, 0.0, lift_c, dtype=cv2.CV_8U))
+            else:
+                channels.append(cv2.addWeighted(out, 1.0, band_vignette, lift_c, 0.0, dtype=cv2.CV_8U))
+        cv2.merge(channels, dst=picture[band])
+    return picture
+
+
+def _bands(height: int, width: int) -> list[slice]:
+    """Row bands of about 32k pixels: a chain of per-pixel passes over one band finds its inputs and
+    intermediates still in cache, where whole-picture passes would go out to memory for each."""
+    rows = max(1, 32768 // width)
+    return [slice(top, min(top + rows, height)) for top in range(0, height, rows)]
 
 
 def synthetic(frame: Frame, scene: Scene, rng: np.random.Generator) -> np.ndarray:
@@ -95,9 +114,14 @@ def _texture_coordinates(frame: Frame, scene: Scene, depth: np.ndarray, part: np
     # along = x * n_z - z * n_x on walls; (x, z) on flat surfaces: per-entry weights gathered per pixel.
     weight_x = np.where(flat, 1.0, normals[:, 2]).astype(np.float32)
     weight_z = np.where(flat, 0.0, -normals[:, 0]).astype(np.float32)
-    tex_u = x * weight_x.take(part)
-    tex_u += z * weight_z.take(part)
-    tex_v = np.where(flat.take(part), z, -y)
+    # (in place on the gathered weights and on y, all fresh arrays: no more temporaries than needed)
+    tex_u = weight_x.take(part)
+    tex_u *= x
+    along_z = weight_z.take(part)
+    along_z *= z
+    tex_u += along_z
+    tex_v = np.negative(y, out=y)
+    np.copyto(tex_v, z, where=flat.take(part))
     return tex_u, tex_v
 
 
@@ -113,11 +137,10 @@ def _surface_detail(frame: Frame, scene: Scene, strength: float) -> np.ndarray:
     h, w = frame.label.shape
     texture = np.ones((h, w), np.float32)
     depth = frame.depth[::2, ::2]
-    near = depth < FADE_DISTANCE
-    rows, cols = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
-    if not len(rows):
+    c0, r0, cols, rows = cv2.boundingRect((depth < FADE_DISTANCE).view(np.uint8))
+    if not rows:
         return texture
-    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    r1, c1 = r0 + rows, c0 + cols
     box = (2 * c0, 2 * r0, 2 * c1, 2 * r1)  # (full-resolution pixels; may reach one past the picture)
     depth = np.minimum(depth[r0:r1, c0:c1], np.float32(FADE_DISTANCE))  # (finite)
     part = frame.part[2 * r0:2 * r1:2, 2 * c0:2 * c1:2]
@@ -184,13 +207,20 @@ def photo(frame: Frame, scene: Scene, rng: np.random.Generator) -> np.ndarray:
     image = _compose(frame.colour, matrix, offset, scene.environment.haze_colour, texture, keep, vignette)
     # Lens blur, then sensor noise (shot noise grows with brightness) and the tone curve, then compression.
     sigma = rng.uniform(0.35, 1.1) * max(w / 512, 0.5)
-    image = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma)
+    cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, dst=image)
     noise_level = rng.uniform(0.004, 0.025)
     gamma = rng.uniform(0.8, 1.1)
     start = 3 * int(rng.integers(h * w + 1))  # any whole pixel of the noise field
-    noise = cv2.multiply(cv2.LUT(image, _shot_noise(noise_level)),
-                         _sensor_noise(h, w)[start:start + h * w * 3].reshape(h, w, 3))
-    image = cv2.LUT(cv2.add(image, noise, dtype=cv2.CV_8U), _tone_curve(gamma))
+    shot, tone = _shot_noise(noise_level), _tone_curve(gamma)
+    sensor = _sensor_noise(h, w)[start:start + h * w * 3].reshape(h, w, 3)
+    bands = _bands(h, w)
+    buffer = np.empty((bands[0].stop, w, 3), np.float32)
+    for band in bands:  # (in place, band by band: see `_bands`)
+        pixels, noise = image[band], buffer[:band.stop - band.start]
+        cv2.LUT(pixels, shot, dst=noise)
+        cv2.multiply(noise, sensor[band], dst=noise)
+        cv2.add(pixels, noise, dst=pixels, dtype=cv2.CV_8U)
+        cv2.LUT(pixels, tone, dst=pixels)
     quality = int(rng.integers(35, 90))
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return cv2.imdecode(jpeg, cv2.IMREAD_UNCHANGED)

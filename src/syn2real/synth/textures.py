@@ -100,19 +100,25 @@ def texture_factor(material: np.ndarray, tex_u: np.ndarray, tex_v: np.ndarray, d
     `FADE_DISTANCE` on, and on untextured materials).
     """
     maps = atlas()
-    texels = cv2.LUT(material, maps.texels)
-    map_x = tex_u * texels
-    map_y = tex_v * texels
+    scratch = cv2.LUT(material, maps.texels)  # texels per metre; then reused for each step's temporary
+    map_x = tex_u * scratch
+    map_y = tex_v * scratch
+    # Whole map widths taken off (towards zero, which is exact: the remainder needs no more bits than the
+    # coordinate) leave the wrapped sample as it was, but far fewer coordinates need remap's slow border path.
+    np.multiply(map_x, np.float32(1 / _SIZE), out=scratch)
+    np.trunc(scratch, out=scratch)
+    scratch *= np.float32(_SIZE)
+    map_x -= scratch
     map_y *= np.float32(1 / _SIZE)
-    map_y -= np.floor(map_y)
+    map_y -= np.floor(map_y, out=scratch)
     map_y *= np.float32(_SIZE)
-    map_y += cv2.LUT(material, maps.row)
+    map_y += cv2.LUT(material, maps.row, dst=scratch)
     sample = cv2.remap(maps.image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
     # factor = 1 + (sample - 1) * material strength * fade, fade = 1 - depth / FADE_DISTANCE clipped to [0, 1]
     weight = np.minimum(depth, np.float32(FADE_DISTANCE))
     weight *= np.float32(-strength / FADE_DISTANCE)
     weight += np.float32(strength)
-    weight *= cv2.LUT(material, maps.strength)
+    weight *= cv2.LUT(material, maps.strength, dst=scratch)
     sample -= 1.0
     sample *= weight
     sample += 1.0
