@@ -83,6 +83,8 @@ def run_round(round_index: int, selector: str, budget: Budget, images: SegDatase
             pixels = item["image"].as_subclass(torch.Tensor)
             batch = pixels.unsqueeze(0).to(device).float() / 255
             probs = infer_logits(model, batch, precision=precision)[0].softmax(0)
+            # The annotator shows the segmentation model's prediction, whichever model selects.
+            predictions[name] = png_bytes(probs.argmax(0).to(torch.uint8).cpu().numpy())
             probs2 = None
             if selector in TWO_CLASSIFIER_SELECTORS:
                 logits1, logits2 = pixel_selector(batch)
@@ -92,7 +94,6 @@ def run_round(round_index: int, selector: str, budget: Budget, images: SegDatase
             requests += chosen
             rgb = pixels.permute(1, 2, 0).numpy()
             previews[name] = png_bytes(preview(rgb, chosen))
-            predictions[name] = png_bytes(probs.argmax(0).to(torch.uint8).cpu().numpy())
     ids = store.add_round(round_index, selector, budget.describe(), requests)
     # Pictures and the JSON listing after the store: the store is the record, these are views of it.
     round_dir = request_dir / f"round_{round_index:03d}"
