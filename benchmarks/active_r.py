@@ -1,10 +1,10 @@
 """Benchmark R for active labelling: mIoU vs labelling budget on SynStreets -> CamVid val (11 classes).
 
-    python benchmarks/active_r.py                          # every row (run benchmarks/synth2real.py first)
+    python benchmarks/active_r.py      # every row (first: benchmarks/synth2real.py --rows source_only adaptsegnet)
     python benchmarks/active_r.py --rows labor-ppl random-points
 
-Every row trains the same way (synstreets2camvid_active.yaml: R's warm start, AdaptSegNet + target CE on the
-labelled pixels, 300 iterations, rounds at 0 and 150) and differs only in the selector; the simulated annotator
+Every row trains the same way (synstreets2camvid_active.yaml: from R's AdaptSegNet model, AdaptSegNet + target CE
+on the labelled pixels, 300 iterations, rounds at 0 and 150) and differs only in the selector; the simulated annotator
 answers from the CamVid train labels and counts what it reveals. Printed beside source-only, the best UDA row
 and the oracle of `benchmarks/synth2real.py` (read from its run folders), each as % of the oracle.
 """
@@ -44,7 +44,7 @@ def run_row(row: str, out: Path, seed: int) -> dict:
     from syn2real.engine.trainer import train
 
     preset, extra = ROWS[row]
-    warm = out / "synstreets2camvid_source_only_seed0" / "checkpoints" / "iter_001000.safetensors"
+    warm = out / "adaptsegnet_cpu_seed0" / "checkpoints" / "iter_000300.safetensors"
     cfg = load_config(preset, [f"out_dir={out}", f"name=active_{row}_seed{seed}", f"train.seed={seed}",
                                f"data.source.root={out / 'synstreets'}", f"data.target.root={CAMVID}",
                                f"data.val.root={CAMVID}", f"active.oracle_data.root={CAMVID}",
@@ -77,8 +77,9 @@ def main() -> None:
         print(f"skipped: benchmark R needs CamVid at {CAMVID} (see shared/data/README.md)")
         return
     out = Path(args.out)
-    if not (out / "synstreets2camvid_source_only_seed0").is_dir():
-        print(f"run benchmarks/synth2real.py --rows source_only first: the rows start from its model in {out}")
+    if not (out / "adaptsegnet_cpu_seed0" / "eval" / "final").is_dir():
+        print(f"run benchmarks/synth2real.py --rows source_only adaptsegnet first: the rows start from the "
+              f"adapted model in {out}")
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results = {row: run_row(row, out, args.seed) for row in args.rows}
