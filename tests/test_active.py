@@ -1,6 +1,7 @@
 """Active labelling end to end: oracle, sparse-label dataset, LabOR's pixel selector, rounds, resume."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import torch
 from syn2real.active import loop, rounds
 from syn2real.active.dataset import SparseLabelDataset
 from syn2real.active.oracle import SimulatedAnnotator
-from syn2real.active.pixel_selector import TwoClassifierSelector, discrepancy
+from syn2real.active.pixel_selector import TwoClassifierSelector, discrepancy, train_selector
 from syn2real.active.requests import Budget, Request
 from syn2real.active.store import LabelStore
 from syn2real.config import DatasetConfig, load_config
@@ -85,6 +86,53 @@ def test_the_discrepancy_moves_the_classifiers_not_the_features():
     assert model.head.classifier.weight.grad is None
 
 
+@pytest.mark.parametrize("threshold", [0.0, 1.0])
+def test_the_selector_pseudo_labels_only_confident_pixels(frames, threshold):
+    from syn2real.config import ModelConfig
+    from syn2real.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(pretrained=None, head_channels=8))
+    source = build_dataset(DatasetConfig(kind="synstreets", root=str(frames / "source"), split="train"))
+    target = build_dataset(target_cfg(frames), labels=False)
+    _, logs = train_selector(model, source, target, iters=1, lr=1e-3, pseudo_threshold=threshold)
+    # An untrained model is never sure of anything: 1.0 leaves every pixel to the discrepancy, 0.0 none.
+    assert logs["selector/pseudo_labelled"] == (1.0 if threshold == 0.0 else 0.0)
+    assert math.isfinite(logs["selector/loss_pseudo"])
+    assert (logs["selector/loss_pseudo"] > 0) == (threshold == 0.0)
+
+
+class FirstRowLabelled(torch.utils.data.Dataset):
+    """Target items whose "mask" is a person's sparse labels: class 1 on the top row, IGNORE elsewhere."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        item = self.images[index]
+        mask = torch.full(item["image"].shape[-2:], IGNORE, dtype=torch.uint8)
+        mask[0] = 1
+        return {**item, "mask": mask}
+
+
+def test_the_selector_learns_the_given_target_labels_where_they_exist(frames):
+    from syn2real.config import ModelConfig
+    from syn2real.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(pretrained=None, head_channels=8))
+    source = build_dataset(DatasetConfig(kind="synstreets", root=str(frames / "source"), split="train"))
+    target = FirstRowLabelled(build_dataset(target_cfg(frames), labels=False))
+    height = target[0]["image"].shape[-2]
+    # No pseudo-label passes a threshold of 1, so what is trained on target is exactly the labelled top row.
+    _, logs = train_selector(model, source, target, iters=1, lr=1e-3, pseudo_threshold=1.0)
+    assert logs["selector/pseudo_labelled"] == pytest.approx(1 / height)
+    assert logs["selector/loss_pseudo"] > 0
+
+
 def active_config(frames, tmp_path, *extra):
     return load_config("cpu_default", [
         f"out_dir={tmp_path}", "name=active", "model.pretrained=null", "model.head_channels=8",
@@ -155,6 +203,9 @@ def test_bad_active_configs_are_refused(frames, tmp_path):
     with pytest.raises(ConfigError, match=r"active.rounds must be increasing"):
         train(active_config(frames, tmp_path, "active.selector=random", "active.points=2", "active.rounds=[2,0]"),
               progress=False)
+    with pytest.raises(ConfigError, match="selector_pseudo_threshold must lie in"):
+        train(active_config(frames, tmp_path, "active.selector=labor-ppl", "active.points=2",
+                            "active.selector_pseudo_threshold=1.5"), progress=False)
     with pytest.raises(ConfigError, match="needs active.oracle_data"):
         train(active_config(frames, tmp_path, "active.selector=random", "active.points=2",
                             "active.oracle_data=null"), progress=False)

@@ -265,7 +265,8 @@ def select(
         source = build_dataset(cfg.data.source, train_transform(cfg.data), labels=True)
         pixel_selector, _ = train_selector(model, source, target, selector_iters or cfg.active.selector_iters,
                                            cfg.optim.lr, cfg.active.lambda_discrepancy, cfg.data.batch_size,
-                                           cfg.data.workers, seed=cfg.train.seed, progress=True)
+                                           cfg.data.workers, seed=cfg.train.seed,
+                                           pseudo_threshold=cfg.active.selector_pseudo_threshold, progress=True)
     round_index = max(store.rounds(), default=-1) + 1
     ids = run_round(round_index, method, budget, images, store, model, folder, pixel_selector=pixel_selector,
                     params=cfg.active.params if cfg.active.selector == method else None, seed=cfg.train.seed,

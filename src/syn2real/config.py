@@ -141,6 +141,9 @@ class ActiveConfig:
     # features; source CE + target pseudo-label CE - lambda_discrepancy x the classifiers' discrepancy).
     selector_iters: int = 100
     lambda_discrepancy: float = 1.0
+    # Pseudo-labels only where the segmentation model's confidence reaches this (0: everywhere). LabOR gives no
+    # value; above 0, its confident mistakes are left unlabelled, so the two classifiers may disagree there.
+    selector_pseudo_threshold: float = 0.0
     # Selector options (syn2real.active.selectors), e.g. {k: 16} for RIPU's window.
     params: dict[str, Any] = field(default_factory=dict)
 

@@ -52,6 +52,9 @@ def check_active_config(cfg: Config) -> Budget:
     if not rounds or rounds != sorted(set(rounds)) or rounds[0] < 0 or rounds[-1] >= cfg.train.iters:
         raise ConfigError(f"active.rounds must be increasing iterations in [0, train.iters={cfg.train.iters}); "
                           f"got {rounds}")
+    if not 0.0 <= a.selector_pseudo_threshold <= 1.0:
+        raise ConfigError(f"active.selector_pseudo_threshold must lie in [0, 1] (a softmax confidence); got "
+                          f"{a.selector_pseudo_threshold!r}")
     if ddp.is_distributed():
         raise ConfigError("active labelling runs in one process (rounds pause training); run without torchrun")
     return Budget(points=a.points, percent=a.percent).split(len(rounds))
@@ -87,7 +90,8 @@ def train_active(cfg: Config, resume: bool = False, init_from: str | Path | None
                     pixel_selector, logs = train_selector(
                         trainer.model, datasets["source"], target, active.selector_iters, cfg.optim.lr,
                         active.lambda_discrepancy, cfg.data.batch_size, cfg.data.workers,
-                        seed=cfg.train.seed + round_index, progress=progress)
+                        seed=cfg.train.seed + round_index, pseudo_threshold=active.selector_pseudo_threshold,
+                        progress=progress)
                 run_round(round_index, active.selector, budget, images, store, trainer.model, folder,
                           pixel_selector=pixel_selector, params=active.params, seed=cfg.train.seed,
                           precision=cfg.train.precision, progress=progress)

@@ -5,12 +5,14 @@ marks the pixels worth a person's time.
 The selector starts as a copy of the segmentation model (backbone and head features) with its classifier as C1
 and a freshly initialised second classifier C2. Each round it trains for a few iterations with
     CE(source labels) on both classifiers
-  + CE(pseudo-labels of the segmentation model on target) on both classifiers
+  + CE(pseudo-labels of the segmentation model on target) on both classifiers, on the pixels where its
+    confidence reaches `pseudo_threshold` (0: all); where a person (or the oracle) labelled a target pixel in
+    an earlier round, that label replaces the pseudo-label
   - lambda_discrepancy x mean |softmax(C1) - softmax(C2)| on target, through the classifiers only,
 i.e. MCD's discrepancy maximisation (Saito et al., CVPR 2018, step B) run together with the supervised terms:
 the classifiers agree where the labels (true or pseudo) are clear and are pushed apart where the features
 leave them free. The paper gives no loss weights or iteration counts (see docs); ours are
-`ActiveConfig.lambda_discrepancy` (1.0, MCD's weight) and `selector_iters`.
+`ActiveConfig.lambda_discrepancy` (1.0, MCD's weight), `selector_iters` and `selector_pseudo_threshold`.
 """
 
 from __future__ import annotations
@@ -69,11 +71,14 @@ def _endless(dataset: Dataset, batch_size: int, workers: int, seed: int):
 
 def train_selector(segmentor: nn.Module, source: Dataset, target: Dataset, iters: int, lr: float,
                    lambda_discrepancy: float = 1.0, batch_size: int = 2, workers: int = 0, seed: int = 0,
+                   pseudo_threshold: float = 0.0,
                    progress: bool = False) -> tuple[TwoClassifierSelector, dict[str, float]]:
     """Train a pixel selector from the current segmentation model; returns it (eval mode) and its last losses.
 
-    `source` yields labelled crops, `target` image crops (its "mask", if any, is not used: the pseudo-labels
-    come from `segmentor`)."""
+    `source` yields labelled crops, `target` image crops with the labels gathered so far as "mask" (IGNORE
+    where nobody labelled; a target without "mask" counts as unlabelled). Elsewhere the pseudo-labels come from
+    `segmentor`; pixels where its confidence is below `pseudo_threshold` get none, which leaves the
+    classifiers free to disagree there."""
     device = next(segmentor.parameters()).device
     selector = TwoClassifierSelector(segmentor).to(device).train()
     teacher = segmentor
@@ -88,20 +93,27 @@ def train_selector(segmentor: nn.Module, source: Dataset, target: Dataset, iters
         src_images, src_labels = src["image"].to(device), src["mask"].to(device)
         tgt_images = tgt["image"].to(device)
         with torch.no_grad():
-            pseudo = teacher(tgt_images).argmax(1)
+            confidence, pseudo = teacher(tgt_images).softmax(1).max(1)
+            pseudo[confidence < pseudo_threshold] = IGNORE
+            if "mask" in tgt:  # a true label beats a pseudo-label
+                given = tgt["mask"].to(device)
+                pseudo = torch.where(given != IGNORE, given, pseudo)
         optimizer.zero_grad(set_to_none=True)
         s1, s2 = selector(src_images)
         loss_src = (F.cross_entropy(s1, src_labels, ignore_index=IGNORE)
                     + F.cross_entropy(s2, src_labels, ignore_index=IGNORE))
         features = selector.features(tgt_images)
         t1, t2 = selector.classify(features, tgt_images.shape[-2:])
-        loss_pseudo = F.cross_entropy(t1, pseudo) + F.cross_entropy(t2, pseudo)
+        # (summed over the pseudo-labelled pixels, divided by all: no NaN when none is confident enough)
+        loss_pseudo = (F.cross_entropy(t1, pseudo, ignore_index=IGNORE, reduction="sum")
+                       + F.cross_entropy(t2, pseudo, ignore_index=IGNORE, reduction="sum")) / pseudo.numel()
         # Discrepancy on detached features: it moves the classifiers apart, not the features.
         d1, d2 = selector.classify(features.detach(), tgt_images.shape[-2:])
         loss_dis = discrepancy(d1.softmax(1), d2.softmax(1))
         (loss_src + loss_pseudo - lambda_discrepancy * loss_dis).backward()
         optimizer.step()
         logs = {"selector/loss_src": loss_src.item(), "selector/loss_pseudo": loss_pseudo.item(),
-                "selector/discrepancy": loss_dis.item()}
+                "selector/discrepancy": loss_dis.item(),
+                "selector/pseudo_labelled": (pseudo != IGNORE).float().mean().item()}
     teacher.train(was_training)
     return selector.eval(), logs
