@@ -86,18 +86,23 @@ def test_the_discrepancy_moves_the_classifiers_not_the_features():
     assert model.head.classifier.weight.grad is None
 
 
-@pytest.mark.parametrize("threshold", [0.0, 1.0])
-def test_the_selector_pseudo_labels_only_confident_pixels(frames, threshold):
+def untrained_model_and_source(frames):
     from syn2real.config import ModelConfig
     from syn2real.models import build_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(pretrained=None, head_channels=8))
     source = build_dataset(DatasetConfig(kind="synstreets", root=str(frames / "source"), split="train"))
+    return model, source
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0])
+def test_the_selector_pseudo_labels_only_confident_pixels(frames, threshold):
+    model, source = untrained_model_and_source(frames)
     target = build_dataset(target_cfg(frames), labels=False)
     _, logs = train_selector(model, source, target, iters=1, lr=1e-3, pseudo_threshold=threshold)
     # An untrained model is never sure of anything: 1.0 leaves every pixel to the discrepancy, 0.0 none.
-    assert logs["selector/pseudo_labelled"] == (1.0 if threshold == 0.0 else 0.0)
+    assert logs["selector/target_labelled"] == (1.0 if threshold == 0.0 else 0.0)
     assert math.isfinite(logs["selector/loss_pseudo"])
     assert (logs["selector/loss_pseudo"] > 0) == (threshold == 0.0)
 
@@ -119,17 +124,12 @@ class FirstRowLabelled(torch.utils.data.Dataset):
 
 
 def test_the_selector_learns_the_given_target_labels_where_they_exist(frames):
-    from syn2real.config import ModelConfig
-    from syn2real.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(pretrained=None, head_channels=8))
-    source = build_dataset(DatasetConfig(kind="synstreets", root=str(frames / "source"), split="train"))
+    model, source = untrained_model_and_source(frames)
     target = FirstRowLabelled(build_dataset(target_cfg(frames), labels=False))
     height = target[0]["image"].shape[-2]
     # No pseudo-label passes a threshold of 1, so what is trained on target is exactly the labelled top row.
     _, logs = train_selector(model, source, target, iters=1, lr=1e-3, pseudo_threshold=1.0)
-    assert logs["selector/pseudo_labelled"] == pytest.approx(1 / height)
+    assert logs["selector/target_labelled"] == pytest.approx(1 / height)
     assert logs["selector/loss_pseudo"] > 0
 
 

@@ -104,7 +104,7 @@ def train_selector(segmentor: nn.Module, source: Dataset, target: Dataset, iters
                     + F.cross_entropy(s2, src_labels, ignore_index=IGNORE))
         features = selector.features(tgt_images)
         t1, t2 = selector.classify(features, tgt_images.shape[-2:])
-        # (summed over the pseudo-labelled pixels, divided by all: no NaN when none is confident enough)
+        # (summed over the labelled pixels, divided by all: no NaN when none is confident enough)
         loss_pseudo = (F.cross_entropy(t1, pseudo, ignore_index=IGNORE, reduction="sum")
                        + F.cross_entropy(t2, pseudo, ignore_index=IGNORE, reduction="sum")) / pseudo.numel()
         # Discrepancy on detached features: it moves the classifiers apart, not the features.
@@ -114,6 +114,6 @@ def train_selector(segmentor: nn.Module, source: Dataset, target: Dataset, iters
         optimizer.step()
         logs = {"selector/loss_src": loss_src.item(), "selector/loss_pseudo": loss_pseudo.item(),
                 "selector/discrepancy": loss_dis.item(),
-                "selector/pseudo_labelled": (pseudo != IGNORE).float().mean().item()}
+                "selector/target_labelled": (pseudo != IGNORE).float().mean().item()}
     teacher.train(was_training)
     return selector.eval(), logs
