@@ -2,6 +2,7 @@
 
     python benchmarks/active_r.py      # every row (first: benchmarks/synth2real.py --rows source_only adaptsegnet)
     python benchmarks/active_r.py --rows labor-ppl random-points
+    python benchmarks/active_r.py --rows labor-ppl random-points --rounds 0 75 150 225   # four rounds
 
 Every row trains the same way (synstreets2camvid_active.yaml: from R's AdaptSegNet model, AdaptSegNet + target CE
 on the labelled pixels, 300 iterations, rounds at 0 and 150) and differs only in the selector; the simulated annotator
@@ -36,7 +37,7 @@ UDA_ROWS = ("adaptsegnet_cpu", "advent_cpu", "minent_cpu", "fda_cpu", "dacs_cpu"
             "mic_cpu")
 
 
-def run_row(row: str, out: Path, seed: int) -> dict:
+def run_row(row: str, out: Path, seed: int, rounds: list[int] | None = None) -> dict:
     from syn2real.active.rounds import STORE_FILE, summary
     from syn2real.active.store import LabelStore
     from syn2real.config import load_config
@@ -44,8 +45,11 @@ def run_row(row: str, out: Path, seed: int) -> dict:
     from syn2real.engine.trainer import train
 
     preset, extra = ROWS[row]
+    if rounds:
+        extra = [*extra, f"active.rounds=[{','.join(map(str, rounds))}]"]
+    tag = f"_rounds{len(rounds)}" if rounds else ""
     warm = out / "adaptsegnet_cpu_seed0" / "checkpoints" / "iter_000300.safetensors"
-    cfg = load_config(preset, [f"out_dir={out}", f"name=active_{row}_seed{seed}", f"train.seed={seed}",
+    cfg = load_config(preset, [f"out_dir={out}", f"name=active_{row}{tag}_seed{seed}", f"train.seed={seed}",
                                f"data.source.root={out / 'synstreets'}", f"data.target.root={CAMVID}",
                                f"data.val.root={CAMVID}", f"active.oracle_data.root={CAMVID}",
                                f"train.init_from={warm}", *extra])
@@ -72,6 +76,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_r"))
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", nargs="+", type=int, help="labelling rounds (iterations) instead of the preset's")
     args = parser.parse_args()
     if not CAMVID.is_dir():
         print(f"skipped: benchmark R needs CamVid at {CAMVID} (see shared/data/README.md)")
@@ -82,7 +87,7 @@ def main() -> None:
               f"adapted model in {out}")
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    results = {row: run_row(row, out, args.seed) for row in args.rows}
+    results = {row: run_row(row, out, args.seed, args.rounds) for row in args.rows}
     oracle = reference(out, "camvid_supervised")
     uda = {name: reference(out, name) for name in UDA_ROWS}
     uda = {k: v for k, v in uda.items() if v is not None}
