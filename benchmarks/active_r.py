@@ -47,7 +47,7 @@ def run_row(row: str, out: Path, seed: int, rounds: list[int] | None = None) -> 
     preset, extra = ROWS[row]
     if rounds:
         extra = [*extra, f"active.rounds=[{','.join(map(str, rounds))}]"]
-    tag = f"_rounds{len(rounds)}" if rounds else ""
+    tag = f"_rounds{'-'.join(map(str, rounds))}" if rounds else ""  # one run folder per schedule
     warm = out / "adaptsegnet_cpu_seed0" / "checkpoints" / "iter_000300.safetensors"
     cfg = load_config(preset, [f"out_dir={out}", f"name=active_{row}{tag}_seed{seed}", f"train.seed={seed}",
                                f"data.source.root={out / 'synstreets'}", f"data.target.root={CAMVID}",
