@@ -50,7 +50,8 @@ def one_hot_probs(pred: np.ndarray, classes: int, confidence: float = 0.9) -> to
 
 # ---- budgets and labelled pixels, over random inputs -----------------------------------------------------------
 
-SMALL_WINDOWS = {"entropy": {"k": 2}, "ripu-pa": {"k": 2}, "labor-ppl": {"min_distance": 3}}
+SMALL_WINDOWS = {"entropy": {"k": 2}, "ripu-pa": {"k": 2},
+                 "labor-ppl": {"min_distance": 3, "allocation": "proportional"}}
 
 
 @pytest.mark.parametrize("method", SELECTORS)
@@ -328,6 +329,19 @@ def test_ppl_goes_round_robin_over_classes_larger_sets_first():
     requests = select("labor-ppl", "a", probs, Budget(points=10), probs2=probs2, min_distance=0)
     # Class 1 (three pixels) before class 2 (one); fewer uncertain pixels than the budget: fewer points.
     assert [(r.y, r.x) for r in requests] == [where[name] for name in "cdab"]
+
+
+def test_ppl_proportional_allocation_gives_larger_uncertain_sets_more_points():
+    probs, probs2, where = ppl_case()
+    # |D(1)| = 3, |D(2)| = 1: two points split 1.5 / 0.5, the tied remainder to the larger set, so both go to
+    # class 1 (round-robin would give one to each); three split 2.25 / 0.75, so class 2 gets the third.
+    two = select("labor-ppl", "a", probs, Budget(points=2), probs2=probs2, min_distance=0, allocation="proportional")
+    assert [(r.y, r.x) for r in two] == [where["c"], where["a"]]
+    three = select("labor-ppl", "a", probs, Budget(points=3), probs2=probs2, min_distance=0,
+                   allocation="proportional")
+    assert [(r.y, r.x) for r in three] == [where[name] for name in "cadb"][:3]
+    with pytest.raises(ConfigError, match="round-robin, proportional"):
+        select("labor-ppl", "a", probs, Budget(points=2), probs2=probs2, allocation="equal")
 
 
 def test_ppl_skips_candidates_too_close_to_a_chosen_point():

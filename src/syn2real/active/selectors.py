@@ -39,6 +39,11 @@ RIPU_REFERENCE_WIDTH = 2048
 #: points from piling up on neighbouring pixels of the same blob. Native pixels; on benchmark R (CamVid, 960x720)
 #: 30 scored 38.4 mIoU against 37.9 for 8 (docs/RESULTS.md).
 LABOR_PPL_MIN_DISTANCE = 30
+#: How PPL shares an image's points among the classes' uncertain sets D(k), which LabOR leaves open (it picks
+#: "the pixel(s)" nearest each prototype): `round-robin` gives every class its turn, larger sets first;
+#: `proportional` gives each class points in proportion to |D(k)| (largest remainders), so a confusion that
+#: covers much of the image gets many points.
+LABOR_PPL_ALLOCATIONS = ("round-robin", "proportional")
 
 #: The keyword parameters each selector takes, with their defaults.
 PARAMS = {
@@ -47,7 +52,7 @@ PARAMS = {
     "ripu-pa": {"k": RIPU_PA_K},
     "ripu-ra": {"k": RIPU_RA_K},
     "labor-spl": {},
-    "labor-ppl": {"min_distance": LABOR_PPL_MIN_DISTANCE},
+    "labor-ppl": {"min_distance": LABOR_PPL_MIN_DISTANCE, "allocation": "round-robin"},
 }
 #: The budget kinds each selector supports.
 BUDGET_KINDS = {
@@ -141,7 +146,8 @@ def select(method: str, image: str, probs: torch.Tensor, budget: Budget, *, labe
         return _ripu_ra(image, probs, budget.pixels(height, width), selectable, settings["k"])
     if method == "labor-spl":
         return _labor_spl(image, probs, probs2, budget.pixels(height, width), selectable)
-    return _labor_ppl(image, probs, probs2, budget.points, selectable, settings["min_distance"])
+    return _labor_ppl(image, probs, probs2, budget.points, selectable, settings["min_distance"],
+                      settings["allocation"])
 
 
 def _check_settings(method: str, settings: dict) -> None:
@@ -149,6 +155,9 @@ def _check_settings(method: str, settings: dict) -> None:
         k = settings["k"]
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ConfigError(f"selector {method!r}: k (window half-size) must be an integer >= 1, got {k!r}")
+    if "allocation" in settings and settings["allocation"] not in LABOR_PPL_ALLOCATIONS:
+        raise ConfigError(f"selector {method!r}: allocation must be one of {', '.join(LABOR_PPL_ALLOCATIONS)}, "
+                          f"got {settings['allocation']!r}")
     if "min_distance" in settings:
         distance = settings["min_distance"]
         if isinstance(distance, bool) or not isinstance(distance, (int, float, np.number)) or not distance >= 0:
@@ -227,7 +236,7 @@ def _labor_spl(image: str, probs: torch.Tensor, probs2: torch.Tensor, pixels: in
 
 
 def _labor_ppl(image: str, probs: torch.Tensor, probs2: torch.Tensor, points: int, selectable: np.ndarray,
-               min_distance: float) -> list[Request]:
+               min_distance: float, allocation: str) -> list[Request]:
     ys, xs = np.nonzero(inconsistency_mask(probs, probs2) & selectable)
     if ys.size == 0:
         return []
@@ -247,19 +256,40 @@ def _labor_ppl(image: str, probs: torch.Tensor, probs2: torch.Tensor, points: in
     blocked = np.zeros(selectable.shape, bool)
     heads = [0] * len(queues)
     requests = []
-    while len(requests) < points and any(head < len(queue[2]) for head, queue in zip(heads, queues)):
-        for q, (_, _, members, distances) in enumerate(queues):
-            while heads[q] < len(members) and blocked[ys[members[heads[q]]], xs[members[heads[q]]]]:
-                heads[q] += 1
-            if heads[q] == len(members):
-                continue
-            y, x = int(ys[members[heads[q]]]), int(xs[members[heads[q]]])
-            requests.append(Request.point(image, x, y, -distances[heads[q]]))
+
+    def take(q: int) -> bool:
+        """Ask for the next free member of queue q (nearest its prototype); False when none is left."""
+        members, distances = queues[q][2], queues[q][3]
+        while heads[q] < len(members) and blocked[ys[members[heads[q]]], xs[members[heads[q]]]]:
             heads[q] += 1
-            _stamp(blocked, y, x, disk, reach)
+        if heads[q] == len(members):
+            return False
+        y, x = int(ys[members[heads[q]]]), int(xs[members[heads[q]]])
+        requests.append(Request.point(image, x, y, -distances[heads[q]]))
+        heads[q] += 1
+        _stamp(blocked, y, x, disk, reach)
+        return True
+
+    if allocation == "proportional":
+        for q, quota in enumerate(_largest_remainder(points, [-queue[0] for queue in queues])):
+            while quota and take(q):
+                quota -= 1
+    # Round-robin: the whole selection, or what proportional quotas left when a class ran out of free pixels.
+    while len(requests) < points and any(head < len(queue[2]) for head, queue in zip(heads, queues)):
+        for q in range(len(queues)):
             if len(requests) == points:
                 break
+            take(q)
     return requests
+
+
+def _largest_remainder(total: int, weights: list[int]) -> list[int]:
+    """`total` split in proportion to `weights` (integers summing to `total`; remainders to the largest fractions,
+    ties to the earlier weight)."""
+    shares = np.asarray(weights, float) * total / sum(weights)
+    quotas = np.floor(shares).astype(int)
+    quotas[np.argsort(-(shares - quotas), kind="stable")[:total - quotas.sum()]] += 1
+    return quotas.tolist()
 
 
 # ---- greedy picking ------------------------------------------------------------------------------------------
