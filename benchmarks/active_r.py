@@ -3,6 +3,7 @@
     python benchmarks/active_r.py      # every row (first: benchmarks/synth2real.py --rows source_only adaptsegnet)
     python benchmarks/active_r.py --rows labor-ppl random-points
     python benchmarks/active_r.py --rows labor-ppl random-points --rounds 0 75 150 225   # four rounds
+    python benchmarks/active_r.py --rows labor-ppl --set active.lambda_discrepancy=50    # any config override
 
 Every row trains the same way (synstreets2camvid_active.yaml: from R's AdaptSegNet model, AdaptSegNet + target CE
 on the labelled pixels, 300 iterations, rounds at 0 and 150) and differs only in the selector; the simulated annotator
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -37,7 +39,7 @@ UDA_ROWS = ("adaptsegnet_cpu", "advent_cpu", "minent_cpu", "fda_cpu", "dacs_cpu"
             "mic_cpu")
 
 
-def run_row(row: str, out: Path, seed: int, rounds: list[int] | None = None) -> dict:
+def run_row(row: str, out: Path, seed: int, rounds: list[int] | None = None, overrides: list[str] = ()) -> dict:
     from syn2real.active.rounds import STORE_FILE, summary
     from syn2real.active.store import LabelStore
     from syn2real.config import load_config
@@ -47,7 +49,9 @@ def run_row(row: str, out: Path, seed: int, rounds: list[int] | None = None) -> 
     preset, extra = ROWS[row]
     if rounds:
         extra = [*extra, f"active.rounds=[{','.join(map(str, rounds))}]"]
-    tag = f"_rounds{'-'.join(map(str, rounds))}" if rounds else ""  # one run folder per schedule
+    tag = f"_rounds{'-'.join(map(str, rounds))}" if rounds else ""  # one run folder per schedule and override
+    extra = [*extra, *overrides]
+    tag += "".join("_" + re.sub(r"[^\w.-]+", "", o.removeprefix("active.")) for o in overrides)
     warm = out / "adaptsegnet_cpu_seed0" / "checkpoints" / "iter_000300.safetensors"
     cfg = load_config(preset, [f"out_dir={out}", f"name=active_{row}{tag}_seed{seed}", f"train.seed={seed}",
                                f"data.source.root={out / 'synstreets'}", f"data.target.root={CAMVID}",
@@ -77,6 +81,8 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", nargs="+", type=int, help="labelling rounds (iterations) instead of the preset's")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every row (named in the run folders)")
     args = parser.parse_args()
     if not CAMVID.is_dir():
         print(f"skipped: benchmark R needs CamVid at {CAMVID} (see shared/data/README.md)")
@@ -87,7 +93,7 @@ def main() -> None:
               f"adapted model in {out}")
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    results = {row: run_row(row, out, args.seed, args.rounds) for row in args.rows}
+    results = {row: run_row(row, out, args.seed, args.rounds, args.set) for row in args.rows}
     oracle = reference(out, "camvid_supervised")
     uda = {name: reference(out, name) for name in UDA_ROWS}
     uda = {k: v for k, v in uda.items() if v is not None}
