@@ -1,0 +1,128 @@
+"""What LabOR's inconsistency mask covers on benchmark R, for a range of discrepancy weights.
+
+    python benchmarks/labor_mask_r.py                      # lambda_discrepancy 1 10 50 200
+    python benchmarks/labor_mask_r.py --lambdas 1 50 --images 30
+
+For each weight the pixel selector is trained from R's AdaptSegNet model as round 0 of the LabOR rows trains it
+(`labor_ppl_cpu`: 100 iterations, source CE + pseudo-label CE on target - lambda x discrepancy), then compared with
+the CamVid train labels on every k-th image: the mask's share of the pixels, the model's error rate inside and
+outside it, the share of the model's errors it covers, the share of one named confusion it covers (default: real
+pavement predicted as road, R's largest error), and the error rate at the 20 points LabOR-PPL would ask for.
+Uniform random points are printed first as the yardstick. Needs `benchmarks/synth2real.py --rows source_only
+adaptsegnet` first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import track
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMVID = ROOT.parent / "shared" / "data" / "camvid"
+OUT = ROOT / "runs" / "bench_r"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lambdas", nargs="+", type=float, default=[1.0, 10.0, 50.0, 200.0])
+    parser.add_argument("--images", type=int, default=60, help="CamVid train images measured (evenly spaced)")
+    parser.add_argument("--points", type=int, default=20, help="PPL points per image (one round of the 40)")
+    parser.add_argument("--confusion", nargs=2, default=["sidewalk", "road"], metavar=("TRUE", "PREDICTED"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    warm = OUT / "adaptsegnet_cpu_seed0" / "checkpoints" / "iter_000300.safetensors"
+    if not CAMVID.is_dir():
+        print(f"skipped: benchmark R needs CamVid at {CAMVID} (see shared/data/README.md)")
+        return
+    if not warm.is_file():
+        print(f"run benchmarks/synth2real.py --rows source_only adaptsegnet first: this starts from {warm}")
+        return
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from syn2real.active.pixel_selector import train_selector
+    from syn2real.active.requests import Budget
+    from syn2real.active.selectors import inconsistency_mask, select
+    from syn2real.config import load_config
+    from syn2real.data import build_dataset
+    from syn2real.engine.checkpoint import load_weights
+    from syn2real.engine.trainer import build_datasets
+    from syn2real.evaluate.inference import infer_logits
+    from syn2real.labels import IGNORE
+    from syn2real.models import build_model
+
+    cfg = load_config("labor_ppl_cpu", [f"out_dir={OUT}", f"data.source.root={OUT / 'synstreets'}",
+                                        f"data.target.root={CAMVID}", f"data.val.root={CAMVID}",
+                                        f"active.oracle_data.root={CAMVID}"])
+    torch.manual_seed(args.seed)
+    model = build_model(cfg.model)
+    model.load_state_dict(load_weights(warm))
+    model.eval()
+    datasets = build_datasets(cfg)
+    truth = build_dataset(cfg.active.oracle_data, None, labels=True)
+    true_id, predicted_id = (truth.space.classes.index(name) for name in args.confusion)
+    step = max(1, len(truth) // args.images)
+    frames = []  # (name, image batch, model softmax, labels)
+    with torch.no_grad():
+        for index in track(range(0, len(truth), step)[:args.images], description="Model predictions"):
+            item = truth[index]
+            batch = item["image"].as_subclass(torch.Tensor).unsqueeze(0).float() / 255
+            frames.append((item["name"], batch, infer_logits(model, batch, precision=cfg.train.precision)[0]
+                           .softmax(0), item["mask"].as_subclass(torch.Tensor).numpy()))
+
+    def point_errors(choose) -> float:
+        wrong = [(probs.argmax(0)[r.y, r.x].item() != labels[r.y, r.x])
+                 for name, batch, probs, labels in frames for r in choose(name, batch, probs)
+                 if labels[r.y, r.x] != IGNORE]
+        return 100 * float(np.mean(wrong))
+
+    rng = np.random.default_rng(args.seed)
+    random_errors = point_errors(lambda name, batch, probs: select("random", name, probs, Budget(points=args.points),
+                                                                   rng=rng))
+    confusion = f"{args.confusion[0]}->{args.confusion[1]}"
+    print(f"\nLabOR's inconsistency mask on benchmark R (AdaptSegNet model, {len(frames)} CamVid train images, "
+          f"selector {cfg.active.selector_iters} iterations, seed {args.seed}); percentages")
+    header = (f"{'lambda':>8}{'mask px':>9}{'err in':>8}{'err out':>9}{'errors in mask':>16}"
+              f"{confusion + ' in mask':>26}{'err at PPL pts':>16}")
+    rows = [f"{'random':>8}{'':>9}{'':>8}{'':>9}{'':>16}{'':>26}{random_errors:>16.1f}"]
+    for lam in args.lambdas:
+        torch.manual_seed(args.seed)  # the second classifier's initialisation
+        selector, _ = train_selector(model, datasets["source"], datasets["target"], cfg.active.selector_iters,
+                                     cfg.optim.lr, lam, cfg.data.batch_size, cfg.data.workers, seed=args.seed,
+                                     pseudo_threshold=cfg.active.selector_pseudo_threshold, progress=True)
+        heads, count = {}, dict.fromkeys(("mask", "pixels", "wrong_in", "valid_in", "wrong_out", "valid_out",
+                                           "confused_in", "confused"), 0)
+        with torch.no_grad():
+            for name, batch, probs, labels in frames:
+                logits1, logits2 = selector(batch)
+                heads[name] = (logits1[0].float().softmax(0), logits2[0].float().softmax(0))
+                mask = inconsistency_mask(*heads[name])
+                valid = labels != IGNORE
+                predicted = probs.argmax(0).numpy()
+                wrong = valid & (predicted != labels)
+                confused = (labels == true_id) & (predicted == predicted_id)
+                for key, value in (("mask", mask), ("wrong_in", wrong & mask), ("valid_in", valid & mask),
+                                   ("wrong_out", wrong & ~mask), ("valid_out", valid & ~mask),
+                                   ("confused_in", confused & mask), ("confused", confused)):
+                    count[key] += int(value.sum())
+                count["pixels"] += mask.size
+        ppl = point_errors(lambda name, batch, probs: select("labor-ppl", name, heads[name][0],
+                                                             Budget(points=args.points), probs2=heads[name][1],
+                                                             **cfg.active.params))
+        share = {"mask": count["mask"] / count["pixels"], "in": count["wrong_in"] / max(count["valid_in"], 1),
+                 "out": count["wrong_out"] / max(count["valid_out"], 1),
+                 "covered": count["wrong_in"] / max(count["wrong_in"] + count["wrong_out"], 1),
+                 "confused": count["confused_in"] / max(count["confused"], 1)}
+        rows.append(f"{lam:>8g}{100 * share['mask']:>9.1f}{100 * share['in']:>8.1f}{100 * share['out']:>9.1f}"
+                    f"{100 * share['covered']:>16.1f}{100 * share['confused']:>26.1f}{ppl:>16.1f}")
+        print(f"lambda {lam:g} done", file=sys.stderr)
+    print(header, *rows, sep="\n")
+
+
+if __name__ == "__main__":
+    main()
