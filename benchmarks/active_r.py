@@ -39,7 +39,7 @@ UDA_ROWS = ("adaptsegnet_cpu", "advent_cpu", "minent_cpu", "fda_cpu", "dacs_cpu"
             "mic_cpu")
 
 
-def run_row(row: str, out: Path, seed: int, rounds: list[int] | None = None, overrides: list[str] = ()) -> dict:
+def run_row(row: str, out: Path, seed: int, rounds: list[int] | None = None, overrides: tuple[str, ...] = ()) -> dict:
     from syn2real.active.rounds import STORE_FILE, summary
     from syn2real.active.store import LabelStore
     from syn2real.config import load_config
@@ -93,7 +93,7 @@ def main() -> None:
               f"adapted model in {out}")
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    results = {row: run_row(row, out, args.seed, args.rounds, args.set) for row in args.rows}
+    results = {row: run_row(row, out, args.seed, args.rounds, tuple(args.set)) for row in args.rows}
     oracle = reference(out, "camvid_supervised")
     uda = {name: reference(out, name) for name in UDA_ROWS}
     uda = {k: v for k, v in uda.items() if v is not None}

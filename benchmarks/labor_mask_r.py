@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,13 +76,13 @@ def main() -> None:
 
     def point_errors(choose) -> float:
         wrong = [(probs.argmax(0)[r.y, r.x].item() != labels[r.y, r.x])
-                 for name, batch, probs, labels in frames for r in choose(name, batch, probs)
+                 for name, _, probs, labels in frames for r in choose(name, probs)
                  if labels[r.y, r.x] != IGNORE]
         return 100 * float(np.mean(wrong))
 
     rng = np.random.default_rng(args.seed)
-    random_errors = point_errors(lambda name, batch, probs: select("random", name, probs, Budget(points=args.points),
-                                                                   rng=rng))
+    random_errors = point_errors(lambda name, probs: select("random", name, probs, Budget(points=args.points),
+                                                            rng=rng))
     confusion = f"{args.confusion[0]}->{args.confusion[1]}"
     print(f"\nLabOR's inconsistency mask on benchmark R (AdaptSegNet model, {len(frames)} CamVid train images, "
           f"selector {cfg.active.selector_iters} iterations, seed {args.seed}); percentages")
@@ -111,16 +110,14 @@ def main() -> None:
                                    ("confused_in", confused & mask), ("confused", confused)):
                     count[key] += int(value.sum())
                 count["pixels"] += mask.size
-        ppl = point_errors(lambda name, batch, probs: select("labor-ppl", name, heads[name][0],
-                                                             Budget(points=args.points), probs2=heads[name][1],
-                                                             **cfg.active.params))
+        ppl = point_errors(lambda name, probs: select("labor-ppl", name, heads[name][0], Budget(points=args.points),
+                                                      probs2=heads[name][1], **cfg.active.params))
         share = {"mask": count["mask"] / count["pixels"], "in": count["wrong_in"] / max(count["valid_in"], 1),
                  "out": count["wrong_out"] / max(count["valid_out"], 1),
                  "covered": count["wrong_in"] / max(count["wrong_in"] + count["wrong_out"], 1),
                  "confused": count["confused_in"] / max(count["confused"], 1)}
         rows.append(f"{lam:>8g}{100 * share['mask']:>9.1f}{100 * share['in']:>8.1f}{100 * share['out']:>9.1f}"
                     f"{100 * share['covered']:>16.1f}{100 * share['confused']:>26.1f}{ppl:>16.1f}")
-        print(f"lambda {lam:g} done", file=sys.stderr)
     print(header, *rows, sep="\n")
 
 
