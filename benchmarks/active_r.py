@@ -4,6 +4,7 @@
     python benchmarks/active_r.py --rows labor-ppl random-points
     python benchmarks/active_r.py --rows labor-ppl random-points --rounds 0 75 150 225   # four rounds
     python benchmarks/active_r.py --rows labor-ppl --set active.lambda_discrepancy=50    # any config override
+    python benchmarks/active_r.py --rows labor-ppl random-points --rounds 0 450 --set train.iters=900  # 3x longer
 
 Every row trains the same way (synstreets2camvid_active.yaml: from R's AdaptSegNet model, AdaptSegNet + target CE
 on the labelled pixels, 300 iterations, rounds at 0 and 150) and differs only in the selector; the simulated annotator
