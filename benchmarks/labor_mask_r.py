@@ -66,17 +66,18 @@ def main() -> None:
     truth = build_dataset(cfg.active.oracle_data, None, labels=True)
     true_id, predicted_id = (truth.space.classes.index(name) for name in args.confusion)
     step = max(1, len(truth) // args.images)
-    frames = []  # (name, image batch, model softmax, labels)
+    frames = []  # (name, image batch, model softmax, model prediction, labels)
     with torch.no_grad():
         for index in track(range(0, len(truth), step)[:args.images], description="Model predictions"):
             item = truth[index]
             batch = item["image"].as_subclass(torch.Tensor).unsqueeze(0).float() / 255
-            frames.append((item["name"], batch, infer_logits(model, batch, precision=cfg.train.precision)[0]
-                           .softmax(0), item["mask"].as_subclass(torch.Tensor).numpy()))
+            probs = infer_logits(model, batch, precision=cfg.train.precision)[0].softmax(0)
+            frames.append((item["name"], batch, probs, probs.argmax(0).numpy(),
+                           item["mask"].as_subclass(torch.Tensor).numpy()))
 
     def point_errors(choose) -> float:
-        wrong = [(probs.argmax(0)[r.y, r.x].item() != labels[r.y, r.x])
-                 for name, _, probs, labels in frames for r in choose(name, probs)
+        wrong = [(predicted[r.y, r.x] != labels[r.y, r.x])
+                 for name, _, probs, predicted, labels in frames for r in choose(name, probs)
                  if labels[r.y, r.x] != IGNORE]
         return 100 * float(np.mean(wrong))
 
@@ -97,12 +98,11 @@ def main() -> None:
         heads, count = {}, dict.fromkeys(("mask", "pixels", "wrong_in", "valid_in", "wrong_out", "valid_out",
                                            "confused_in", "confused"), 0)
         with torch.no_grad():
-            for name, batch, probs, labels in frames:
+            for name, batch, _, predicted, labels in frames:
                 logits1, logits2 = selector(batch)
                 heads[name] = (logits1[0].float().softmax(0), logits2[0].float().softmax(0))
                 mask = inconsistency_mask(*heads[name])
                 valid = labels != IGNORE
-                predicted = probs.argmax(0).numpy()
                 wrong = valid & (predicted != labels)
                 confused = (labels == true_id) & (predicted == predicted_id)
                 for key, value in (("mask", mask), ("wrong_in", wrong & mask), ("valid_in", valid & mask),

@@ -50,8 +50,8 @@ def one_hot_probs(pred: np.ndarray, classes: int, confidence: float = 0.9) -> to
 
 # ---- budgets and labelled pixels, over random inputs -----------------------------------------------------------
 
-SMALL_WINDOWS = {"entropy": {"k": 2}, "ripu-pa": {"k": 2},
-                 "labor-ppl": {"min_distance": 3, "allocation": "proportional"}}
+SMALL_WINDOWS = {"entropy": [{"k": 2}], "ripu-pa": [{"k": 2}],
+                 "labor-ppl": [{"min_distance": 3}, {"min_distance": 3, "allocation": "proportional"}]}
 
 
 @pytest.mark.parametrize("method", SELECTORS)
@@ -61,7 +61,7 @@ def test_budgets_never_exceeded_and_labelled_pixels_never_selected(method):
         rng = np.random.default_rng(seed)
         probs, probs2 = blobby_probs(seed), blobby_probs(seed + 100)
         labelled = rng.random((height, width)) < 0.2
-        for params in ({}, SMALL_WINDOWS.get(method, {})):
+        for params in ({}, *SMALL_WINDOWS.get(method, [])):
             for budget in [Budget(points=n) for n in (1, 3, 50)] + [Budget(percent=p) for p in (1, 5, 30)]:
                 kind = "points" if budget.points is not None else "percent"
                 if kind not in BUDGET_KINDS[method]:
