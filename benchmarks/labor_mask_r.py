@@ -8,8 +8,11 @@ For each weight the pixel selector is trained from R's AdaptSegNet model as roun
 the CamVid train labels on every k-th image: the mask's share of the pixels, the model's error rate inside and
 outside it, the share of the model's errors it covers, the share of one named confusion it covers (default: real
 pavement predicted as road, R's largest error), and the error rate at the 20 points LabOR-PPL would ask for.
-Uniform random points are printed first as the yardstick. Needs `benchmarks/synth2real.py --rows source_only
-adaptsegnet` first.
+Uniform random points are printed first as the yardstick. Then, per weight and true class: the class's share of
+the pixels, the model's accuracy on it, the share of its pixels in the mask, its share of the mask, and its share
+of the points each selector would ask for (LabOR-PPL; entropy as benchmark R's `entropy-points` row, over the
+whole image and inside the mask only; random). Needs `benchmarks/synth2real.py --rows source_only adaptsegnet`
+first.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def main() -> None:
     from syn2real.engine.checkpoint import load_weights
     from syn2real.engine.trainer import build_datasets
     from syn2real.evaluate.inference import infer_logits
-    from syn2real.labels import IGNORE
+    from syn2real.labels import CITYSCAPES19, IGNORE
     from syn2real.models import build_model
 
     cfg = load_config("labor_ppl_cpu", [f"out_dir={OUT}", f"data.source.root={OUT / 'synstreets'}",
@@ -75,26 +78,39 @@ def main() -> None:
             frames.append((item["name"], batch, probs, probs.argmax(0).numpy(),
                            item["mask"].as_subclass(torch.Tensor).numpy()))
 
-    def point_errors(choose) -> float:
-        wrong = [(predicted[r.y, r.x] != labels[r.y, r.x])
-                 for name, _, probs, predicted, labels in frames for r in choose(name, probs)
-                 if labels[r.y, r.x] != IGNORE]
-        return 100 * float(np.mean(wrong))
+    budget = Budget(points=args.points)
+    classes = len(CITYSCAPES19.classes)
+
+    def answers(choose) -> tuple[float, np.ndarray]:
+        """The model's error rate at the points `choose(name, probs)` asks for, and the points' true classes."""
+        asked = [(labels[r.y, r.x], predicted[r.y, r.x]) for name, _, probs, predicted, labels in frames
+                 for r in choose(name, probs) if labels[r.y, r.x] != IGNORE]
+        if not asked:
+            return float("nan"), np.zeros(classes, np.int64)
+        true, guess = np.array(asked, np.int64).T
+        return 100 * float(np.mean(true != guess)), np.bincount(true, minlength=classes)
 
     rng = np.random.default_rng(args.seed)
-    random_errors = point_errors(lambda name, probs: select("random", name, probs, Budget(points=args.points),
-                                                            rng=rng))
+    random_errors, random_classes = answers(lambda name, probs: select("random", name, probs, budget, rng=rng))
+    _, entropy_classes = answers(lambda name, probs: select("entropy", name, probs, budget, k=8))
+    pixels, correct = np.zeros(classes, np.int64), np.zeros(classes, np.int64)
+    for *_, predicted, labels in frames:
+        valid = labels != IGNORE
+        pixels += np.bincount(labels[valid], minlength=classes)
+        correct += np.bincount(labels[valid & (predicted == labels)], minlength=classes)
     confusion = f"{args.confusion[0]}->{args.confusion[1]}"
     print(f"\nLabOR's inconsistency mask on benchmark R (AdaptSegNet model, {len(frames)} CamVid train images, "
           f"selector {cfg.active.selector_iters} iterations, seed {args.seed}); percentages")
     header = (f"{'lambda':>8}{'mask px':>9}{'err in':>8}{'err out':>9}{'errors in mask':>16}"
               f"{confusion + ' in mask':>26}{'err at PPL pts':>16}")
     rows = [f"{'random':>8}{'':>9}{'':>8}{'':>9}{'':>16}{'':>26}{random_errors:>16.1f}"]
+    per_class = []
     for lam in args.lambdas:
         torch.manual_seed(args.seed)  # the second classifier's initialisation
         selector, _ = train_selector(model, datasets["source"], datasets["target"], cfg.active.selector_iters,
                                      cfg.optim.lr, lam, cfg.data.batch_size, cfg.data.workers, seed=args.seed,
                                      pseudo_threshold=cfg.active.selector_pseudo_threshold, progress=True)
+        in_mask = np.zeros(classes, np.int64)
         heads, count = {}, dict.fromkeys(("mask", "pixels", "wrong_in", "valid_in", "wrong_out", "valid_out",
                                            "confused_in", "confused"), 0)
         with torch.no_grad():
@@ -110,8 +126,12 @@ def main() -> None:
                                    ("confused_in", confused & mask), ("confused", confused)):
                     count[key] += int(value.sum())
                 count["pixels"] += mask.size
-        ppl = point_errors(lambda name, probs: select("labor-ppl", name, heads[name][0], Budget(points=args.points),
-                                                      probs2=heads[name][1], **cfg.active.params))
+                in_mask += np.bincount(labels[valid & mask], minlength=classes)
+        ppl, ppl_classes = answers(lambda name, probs: select("labor-ppl", name, heads[name][0], budget,
+                                                              probs2=heads[name][1], **cfg.active.params))
+        _, masked_entropy_classes = answers(lambda name, probs: select(
+            "entropy", name, probs, budget, labelled=~inconsistency_mask(*heads[name]), k=8))
+        per_class.append((lam, in_mask, [ppl_classes, entropy_classes, masked_entropy_classes, random_classes]))
         share = {"mask": count["mask"] / count["pixels"], "in": count["wrong_in"] / max(count["valid_in"], 1),
                  "out": count["wrong_out"] / max(count["valid_out"], 1),
                  "covered": count["wrong_in"] / max(count["wrong_in"] + count["wrong_out"], 1),
@@ -119,6 +139,21 @@ def main() -> None:
         rows.append(f"{lam:>8g}{100 * share['mask']:>9.1f}{100 * share['in']:>8.1f}{100 * share['out']:>9.1f}"
                     f"{100 * share['covered']:>16.1f}{100 * share['confused']:>26.1f}{ppl:>16.1f}")
     print(header, *rows, sep="\n")
+
+    def share(counts: np.ndarray) -> np.ndarray:
+        return 100 * counts / max(counts.sum(), 1)
+
+    selectors = ("PPL", "entropy", "entropy in mask", "random")
+    widths = [max(len(name) + 2, 8) for name in selectors]
+    for lam, in_mask, asked in per_class:
+        print(f"\nPer true class at lambda {lam:g}: % of the pixels, the model's accuracy, % of the class in the mask, "
+              f"% of the mask, and % of the {args.points} points/image each selector asks for")
+        print(f"{'class':<15}{'pixels':>8}{'acc':>7}{'in mask':>9}{'of mask':>9}"
+              + "".join(f"{name:>{w}}" for name, w in zip(selectors, widths)))
+        for k in np.flatnonzero(pixels).tolist():
+            print(f"{CITYSCAPES19.classes[k]:<15}{share(pixels)[k]:>8.1f}{100 * correct[k] / pixels[k]:>7.1f}"
+                  f"{100 * in_mask[k] / pixels[k]:>9.1f}{share(in_mask)[k]:>9.1f}"
+                  + "".join(f"{share(counts)[k]:>{w}.1f}" for counts, w in zip(asked, widths)))
 
 
 if __name__ == "__main__":
