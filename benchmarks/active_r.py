@@ -24,11 +24,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT.parent / "shared" / "data" / "camvid"
+#: Entropy points' suppression half-window (native pixels), shared with benchmarks/labor_mask_r.py.
+ENTROPY_POINTS_K = 8
 #: Row -> (preset, overrides). Equal budgets: 40 points per image, or 2.2 % of the pixels.
 ROWS = {
     "random-points": ("synstreets2camvid_active", ["active.selector=random", "active.points=40"]),
     "entropy-points": ("synstreets2camvid_active", ["active.selector=entropy", "active.points=40",
-                                                     "active.params={k: 8}"]),
+                                                     f"active.params={{k: {ENTROPY_POINTS_K}}}"]),
     "ripu-pa": ("ripu_pa_cpu", []),
     "labor-ppl": ("labor_ppl_cpu", []),
     "random-percent": ("synstreets2camvid_active", ["active.selector=random", "active.percent=2.2"]),

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
+
+# a sibling script: benchmarks/ is on sys.path when this one runs
+from active_r import CAMVID, ENTROPY_POINTS_K, ROOT
 from rich.progress import track
 
-ROOT = Path(__file__).resolve().parents[1]
-CAMVID = ROOT.parent / "shared" / "data" / "camvid"
 OUT = ROOT / "runs" / "bench_r"
 
 
@@ -92,7 +92,7 @@ def main() -> None:
 
     rng = np.random.default_rng(args.seed)
     random_errors, random_classes = answers(lambda name, probs: select("random", name, probs, budget, rng=rng))
-    _, entropy_classes = answers(lambda name, probs: select("entropy", name, probs, budget, k=8))
+    _, entropy_classes = answers(lambda name, probs: select("entropy", name, probs, budget, k=ENTROPY_POINTS_K))
     pixels, correct = np.zeros(classes, np.int64), np.zeros(classes, np.int64)
     for *_, predicted, labels in frames:
         valid = labels != IGNORE
@@ -127,10 +127,10 @@ def main() -> None:
                     count[key] += int(value.sum())
                 count["pixels"] += mask.size
                 in_mask += np.bincount(labels[valid & mask], minlength=classes)
-        ppl, ppl_classes = answers(lambda name, probs: select("labor-ppl", name, heads[name][0], budget,
-                                                              probs2=heads[name][1], **cfg.active.params))
-        _, masked_entropy_classes = answers(lambda name, probs: select(
-            "entropy", name, probs, budget, labelled=~inconsistency_mask(*heads[name]), k=8))
+        ppl, ppl_classes = answers(lambda name, probs, heads=heads: select(
+            "labor-ppl", name, heads[name][0], budget, probs2=heads[name][1], **cfg.active.params))
+        _, masked_entropy_classes = answers(lambda name, probs, heads=heads: select(
+            "entropy", name, probs, budget, labelled=~inconsistency_mask(*heads[name]), k=ENTROPY_POINTS_K))
         per_class.append((lam, in_mask, [ppl_classes, entropy_classes, masked_entropy_classes, random_classes]))
         share = {"mask": count["mask"] / count["pixels"], "in": count["wrong_in"] / max(count["valid_in"], 1),
                  "out": count["wrong_out"] / max(count["valid_out"], 1),
