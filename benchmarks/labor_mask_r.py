@@ -55,6 +55,7 @@ def main() -> None:
     from syn2real.engine.checkpoint import load_weights
     from syn2real.engine.trainer import build_datasets
     from syn2real.evaluate.inference import infer_logits
+    from syn2real.evaluate.metrics import ConfusionMatrix
     from syn2real.labels import CITYSCAPES19, IGNORE
     from syn2real.models import build_model
 
@@ -93,11 +94,10 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     random_errors, random_classes = answers(lambda name, probs: select("random", name, probs, budget, rng=rng))
     _, entropy_classes = answers(lambda name, probs: select("entropy", name, probs, budget, k=ENTROPY_POINTS_K))
-    pixels, correct = np.zeros(classes, np.int64), np.zeros(classes, np.int64)
+    scores = ConfusionMatrix(classes)
     for *_, predicted, labels in frames:
-        valid = labels != IGNORE
-        pixels += np.bincount(labels[valid], minlength=classes)
-        correct += np.bincount(labels[valid & (predicted == labels)], minlength=classes)
+        scores.update(torch.from_numpy(predicted), torch.from_numpy(labels))
+    pixels, accuracy = scores.matrix.sum(1) + scores.outside, 100 * scores.class_accuracy()
     confusion = f"{args.confusion[0]}->{args.confusion[1]}"
     print(f"\nLabOR's inconsistency mask on benchmark R (AdaptSegNet model, {len(frames)} CamVid train images, "
           f"selector {cfg.active.selector_iters} iterations, seed {args.seed}); percentages")
@@ -140,7 +140,7 @@ def main() -> None:
                     f"{100 * share['covered']:>16.1f}{100 * share['confused']:>26.1f}{ppl:>16.1f}")
     print(header, *rows, sep="\n")
 
-    def share(counts: np.ndarray) -> np.ndarray:
+    def percent_of_total(counts: np.ndarray) -> np.ndarray:
         return 100 * counts / max(counts.sum(), 1)
 
     selectors = ("PPL", "entropy", "entropy in mask", "random")
@@ -150,10 +150,11 @@ def main() -> None:
               f"% of the mask, and % of the {args.points} points/image each selector asks for")
         print(f"{'class':<15}{'pixels':>8}{'acc':>7}{'in mask':>9}{'of mask':>9}"
               + "".join(f"{name:>{w}}" for name, w in zip(selectors, widths)))
+        columns = [percent_of_total(pixels), accuracy, 100 * in_mask / np.maximum(pixels, 1),
+                   percent_of_total(in_mask), *map(percent_of_total, asked)]
         for k in np.flatnonzero(pixels).tolist():
-            print(f"{CITYSCAPES19.classes[k]:<15}{share(pixels)[k]:>8.1f}{100 * correct[k] / pixels[k]:>7.1f}"
-                  f"{100 * in_mask[k] / pixels[k]:>9.1f}{share(in_mask)[k]:>9.1f}"
-                  + "".join(f"{share(counts)[k]:>{w}.1f}" for counts, w in zip(asked, widths)))
+            print(f"{CITYSCAPES19.classes[k]:<15}" + "".join(f"{column[k]:>{w}.1f}" for column, w in
+                                                             zip(columns, [8, 7, 9, 9, *widths])))
 
 
 if __name__ == "__main__":
