@@ -46,7 +46,7 @@ def run_row(row: str, out: Path, seed: int, rounds: list[int] | None = None, ove
     from syn2real.active.rounds import STORE_FILE, summary
     from syn2real.active.store import LabelStore
     from syn2real.config import load_config
-    from syn2real.engine.io import atomic_write_json
+    from syn2real.io import atomic_write_json
     from syn2real.engine.trainer import train
 
     preset, extra = ROWS[row]

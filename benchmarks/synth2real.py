@@ -34,7 +34,7 @@ WARM_START_ITER = 1000
 
 def run_row(preset: str, seed: int, out_dir: Path, source_root: Path, iters: int | None) -> dict:
     from syn2real.config import load_config
-    from syn2real.engine.io import atomic_write_json
+    from syn2real.io import atomic_write_json
     from syn2real.engine.trainer import train
 
     overrides = [f"out_dir={out_dir}", f"name={preset}_seed{seed}", f"train.seed={seed}",

@@ -312,6 +312,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    from syn2real.engine.io import atomic_write_text
+    from syn2real.io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

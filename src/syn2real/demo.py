@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from syn2real.config import Config, load_config
-from syn2real.engine.io import atomic_write_json
+from syn2real.io import atomic_write_json
 
 #: Frames rendered for the demo at 512x256 (W x H); the render takes seconds.
 SOURCE_FRAMES = 600

@@ -23,7 +23,7 @@ from syn2real.active.requests import Budget, Request
 from syn2real.active.selectors import select
 from syn2real.active.store import LabelStore, png_bytes
 from syn2real.data.base import SegDataset
-from syn2real.engine.io import atomic_write_bytes, atomic_write_json
+from syn2real.io import atomic_write_bytes, atomic_write_json
 from syn2real.evaluate.inference import eval_mode, infer_logits
 from syn2real.labels import IGNORE, LabelSpace
 

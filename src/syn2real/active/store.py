@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from syn2real.active.requests import Request
-from syn2real.engine.io import atomic_write_bytes, atomic_write_json
+from syn2real.io import atomic_write_bytes, atomic_write_json
 from syn2real.errors import DataError
 from syn2real.labels import IGNORE
 

@@ -20,7 +20,7 @@ from rich.progress import track
 from torch.utils.data import Dataset
 
 from syn2real.data.base import SegDataset, image_size
-from syn2real.engine.io import atomic_write_json
+from syn2real.io import atomic_write_json
 from syn2real.errors import DataError
 
 

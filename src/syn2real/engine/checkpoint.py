@@ -15,7 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from syn2real.engine.io import atomic_path, atomic_write_json
+from syn2real.io import atomic_path, atomic_write_json
 from syn2real.errors import TrainingError, WeightsError
 
 LAST = "last.json"

@@ -9,7 +9,7 @@ import json
 import math
 from pathlib import Path
 
-from syn2real.engine.io import atomic_write_text
+from syn2real.io import atomic_write_text
 
 
 class RunLogger:

@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from syn2real.config import EvalConfig
-from syn2real.engine.io import atomic_path, atomic_write_text
+from syn2real.io import atomic_path, atomic_write_text
 from syn2real.errors import DataError
 from syn2real.evaluate.inference import eval_mode, infer_logits, model_device
 from syn2real.evaluate.metrics import ConfusionMatrix

@@ -11,7 +11,7 @@ from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from syn2real.engine.io import atomic_path
+from syn2real.io import atomic_path
 from syn2real.errors import ConfigError, DataError
 from syn2real.evaluate.inference import eval_mode, infer_logits, model_device
 from syn2real.labels import LabelSpace

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from syn2real.engine.io import atomic_write_text
+from syn2real.io import atomic_write_text
 from syn2real.labels import IGNORE
 from syn2real.report.plots import read_metrics, training_curves_png
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from rich.progress import Progress
 
-from syn2real.engine.io import atomic_write_bytes, atomic_write_json
+from syn2real.io import atomic_write_bytes, atomic_write_json
 from syn2real.errors import ConfigError, DataError
 from syn2real.labels import CITYSCAPES19
 from syn2real.synth.layout import Knobs, sample_scene
