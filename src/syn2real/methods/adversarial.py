@@ -73,11 +73,16 @@ def entropy_loss(probs: torch.Tensor) -> torch.Tensor:
 def gan_loss(d_logits: torch.Tensor, label: float, kind: str = "bce") -> torch.Tensor:
     """GAN loss of D's patch logits against a constant domain label: BCE on logits, or least squares (MSE on
     the raw output, AdaptSegNet's `--gan LS`)."""
-    d_logits = d_logits.float()
+    d_logits = _at_least_float32(d_logits)
     target = torch.full_like(d_logits, label)
     if kind == "bce":
         return F.binary_cross_entropy_with_logits(d_logits, target)
     return F.mse_loss(d_logits, target)
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Losses in float32 under bf16/fp16 autocast; float64 (used by the tests' exact checks) stays float64."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def _resize(x: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:
@@ -178,12 +183,12 @@ class Adversarial(Method):
     # ---- one step ----------------------------------------------------------------------------------------
 
     def outputs(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Float32 logits at head resolution: [main] or [main, aux]."""
+        """Logits at head resolution, at least float32: [main] or [main, aux]."""
         feats = self.model.extract(images)
         outputs = [self.model.decode(feats)]
         if self.aux_classifier is not None:
             outputs.append(self.aux_classifier(feats[self.options["aux_feature"]]))
-        return [out.float() for out in outputs]
+        return [_at_least_float32(out) for out in outputs]
 
     def _d_size(self, images: torch.Tensor, outputs: list[torch.Tensor]) -> torch.Size:
         """Where D and the entropy look: the input size (published) or the main head's resolution."""
