@@ -4,16 +4,30 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The torch build the project's machines hold on disk (any other is a multi-GB download). pyproject.toml states
+# the range the package supports; constraints.txt pins every package to what the suite last passed with.
+TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test
+.PHONY: install demo test lock
 install: $(VENV)/.installed
 
-# Reinstall when the dependencies change. torch/torchvision are pinned in pyproject.toml.
-$(VENV)/.installed: pyproject.toml
+# Reinstall when the dependencies or their pins change.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
+
+# Refresh constraints.txt: resolve pyproject.toml's ranges afresh in a scratch venv (with the local torch) and
+# pin what pip chose. Run `make test` after it, and commit constraints.txt with the change that needed it.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet $(TORCH) -e '.[test]'
+	{ echo "# Exact versions \`make test\` last passed with; used by \`make install\` (pip -c). Refresh: make lock"; \
+	  .venv-lock/bin/python -m pip freeze --all --exclude-editable; } > constraints.txt
+	rm -rf .venv-lock
 
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/syn2real demo
