@@ -33,8 +33,7 @@ from torch import nn
 from syn2real.config import Config
 from syn2real.errors import ConfigError, TrainingError
 from syn2real.labels import IGNORE
-from syn2real.methods.base import sparse_cross_entropy
-from syn2real.methods.base import Method
+from syn2real.methods.base import METHODS, Method
 from syn2real.models.discriminators import FCDiscriminator
 from syn2real.models.heads import ASPPClassifier
 
@@ -244,8 +243,8 @@ class Adversarial(Method):
                 ent = entropy_loss(probs)
                 loss_tgt = loss_tgt + w_ent * ent
                 logs[f"loss_ent{suffix}"] = ent.item()
-            if "mask" in tgt:  # sparse labels from active labelling: only ever from the label store
-                ce = sparse_cross_entropy(_resize(out, tgt["mask"].shape[-2:]), tgt["mask"])
+            ce = self.target_label_loss(out, tgt)  # sparse labels from active labelling, if any
+            if ce is not None:
                 loss_tgt = loss_tgt + o["lambda_target"] * w_seg * ce
                 logs[f"loss_tgt_labelled{suffix}"] = ce.item()
         self.backward(loss_tgt)
@@ -278,11 +277,13 @@ class Adversarial(Method):
             self.aux_classifier.load_state_dict(state["aux_classifier"])
 
 
+@METHODS.register("adaptsegnet")
 class AdaptSegNet(Adversarial):
     """AdaptSegNet (CVPR 2018): D on the softmax output. Single-level λ_adv 0.001 (LS-GAN: 0.01); multi-level
     adds the conv4 output with λ_seg_aux 0.1 and λ_adv_aux 0.0002 (paper Sec. 4; AdaptSegNet README)."""
 
 
+@METHODS.register("advent")
 class AdvEnt(Adversarial):
     """ADVENT's AdvEnt (CVPR 2019): D on the self-information map, λ_adv 0.001 / aux 0.0002, multi-level as in
     the authors' config (MULTI_LEVEL: True). Add `lambda_ent: 0.001, lambda_ent_aux: 0.0002` for both losses."""
@@ -292,6 +293,7 @@ class AdvEnt(Adversarial):
     }
 
 
+@METHODS.register("minent")
 class MinEnt(Adversarial):
     """ADVENT's MinEnt (CVPR 2019): no discriminator, target entropy with λ_ent 0.001 / aux 0.0002."""
 

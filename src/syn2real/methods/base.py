@@ -13,6 +13,10 @@ schedule, checkpoints); a method owns its losses and any extra modules. Contract
 - `state_dict()` / `load_state_dict()` hold everything beyond the model weights (teacher, discriminator).
 - `wrap_source_dataset()` may replace the source dataset (rare-class sampling) before the loader is built.
 - Options come from `cfg.method.params`, checked against the class's `defaults`.
+- Under active labelling the target batch carries the label store's sparse labels ("mask", IGNORE where nobody
+  labelled): every method learns them, through `target_label_loss` or (self-training) in place of its
+  pseudo-labels. Plain UDA target batches hold images only. `tests/test_method_contract.py` checks both.
+- A method registers its name with `@METHODS.register(name)`; `cfg.method.name` picks it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from torch.utils.data import Dataset
 from syn2real.config import Config
 from syn2real.errors import ConfigError
 from syn2real.labels import IGNORE
+from syn2real.registry import Registry
+
+METHODS: Registry[type[Method]] = Registry("method", "method.name")
 
 
 class Method:
@@ -82,6 +89,16 @@ class Method:
     def train_step(self, src: dict, tgt: dict | None, step: int) -> dict[str, float]:
         """Forward, losses, backward (no optimiser step); return the loss terms as floats."""
         raise NotImplementedError
+
+    def target_label_loss(self, logits: torch.Tensor, tgt: dict | None) -> torch.Tensor | None:
+        """Cross-entropy of target `logits` (any resolution) on the batch's sparse labels from active labelling,
+        or None for a plain UDA batch (images only)."""
+        if tgt is None or "mask" not in tgt:
+            return None
+        mask = tgt["mask"]
+        if logits.shape[-2:] != mask.shape[-2:]:
+            logits = F.interpolate(logits, size=mask.shape[-2:], mode="bilinear", align_corners=False)
+        return sparse_cross_entropy(logits, mask)
 
     def after_step(self, step: int) -> None:
         """Called after the optimiser steps (EMA teacher update, schedules of the method's own)."""

@@ -26,7 +26,7 @@ from torch import nn
 from syn2real.errors import ConfigError, TrainingError
 from syn2real.labels import IGNORE
 from syn2real.methods.adversarial import entropy_map
-from syn2real.methods.base import Method
+from syn2real.methods.base import METHODS, Method
 from syn2real.translate.fda import fda_source_to_target
 
 
@@ -48,7 +48,10 @@ def mbt_predict(models: Sequence[nn.Module], images: torch.Tensor) -> torch.Tens
     return total / len(models)
 
 
+@METHODS.register("fda")
 class FDA(Method):
+    """Fourier Domain Adaptation: source frames in target style, robust target entropy."""
+
     defaults: ClassVar[dict[str, Any]] = {
         "beta": 0.01,       # low-frequency window, a fraction of min(H, W); the paper also uses 0.05 and 0.09
         "lambda_ent": 0.005,  # entW
@@ -68,9 +71,18 @@ class FDA(Method):
         self.backward(loss_seg)
         logs = {"loss_seg": loss_seg.item()}
 
-        if o["lambda_ent"] > 0:
+        # Target: the robust entropy, and the sparse labels of active labelling when the batch has them.
+        labelled = "mask" in tgt
+        if o["lambda_ent"] > 0 or labelled:
             tgt_logits = self.model.decode(self.model.extract(tgt_images))
-            loss_ent = charbonnier_entropy(tgt_logits, o["ita"])
-            self.backward(o["lambda_ent"] * loss_ent)
-            logs["loss_ent"] = loss_ent.item()
+            loss_tgt = 0.0
+            if o["lambda_ent"] > 0:
+                loss_ent = charbonnier_entropy(tgt_logits, o["ita"])
+                loss_tgt = o["lambda_ent"] * loss_ent
+                logs["loss_ent"] = loss_ent.item()
+            if labelled:
+                loss_labelled = self.target_label_loss(tgt_logits, tgt)
+                loss_tgt = loss_tgt + loss_labelled
+                logs["loss_tgt_labelled"] = loss_labelled.item()
+            self.backward(loss_tgt)
         return logs

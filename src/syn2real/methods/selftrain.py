@@ -33,7 +33,7 @@ from syn2real.data.sampling import RareClassDataset, image_class_counts
 from syn2real.errors import ConfigError, TrainingError
 from syn2real.labels import IGNORE, THING_CLASSES
 from syn2real.methods.augment import block_mask, strong_augment
-from syn2real.methods.base import Method
+from syn2real.methods.base import METHODS, Method
 
 #: DAFormer's pseudo-label crop rows (`pseudo_crop_top/bottom`) are given for 512-row crops of Cityscapes at
 #: 1024x512; they are scaled to the actual crop height.
@@ -43,7 +43,10 @@ MIXING_MODES = ("classmix", "cutmix", "none")
 PSEUDO_MODES = ("threshold", "iast")
 
 
+@METHODS.register("selftrain")
 class SelfTraining(Method):
+    """EMA-teacher self-training: DACS, IAST thresholds, DAFormer and MIC as presets."""
+
     defaults: ClassVar[dict[str, Any]] = {
         # EMA teacher: alpha_t = min(1 - 1/(t+1), ema_alpha). 0.999 DAFormer/MIC; DACS uses 0.99.
         "ema_alpha": 0.999,

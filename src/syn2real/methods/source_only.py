@@ -11,17 +11,20 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from syn2real.labels import IGNORE
-from syn2real.methods.base import Method, sparse_cross_entropy
+from syn2real.methods.base import METHODS, Method
 
 
+@METHODS.register("source_only")
 class SourceOnly(Method):
+    """Cross-entropy on labelled source frames (plain supervised training too)."""
+
     def train_step(self, src: dict, tgt: dict | None, step: int) -> dict[str, float]:
         logits = self.model(src["image"])
         loss = F.cross_entropy(logits.float(), src["mask"], ignore_index=IGNORE)
         self.backward(loss)
         logs = {"loss_seg": loss.item()}
         if tgt is not None and "mask" in tgt:
-            loss_tgt = sparse_cross_entropy(self.model(tgt["image"]), tgt["mask"])
+            loss_tgt = self.target_label_loss(self.model(tgt["image"]), tgt)
             self.backward(loss_tgt)
             logs["loss_tgt_labelled"] = loss_tgt.item()
         return logs
