@@ -13,7 +13,7 @@ import time
 
 import cv2
 
-from syn2real.synth.layout import sample_scene
+from syn2real.synth import sample_scene
 from syn2real.synth.raster import render
 from syn2real.synth.styles import STYLES, apply_style
 from syn2real.synth.writer import compress_image, encode_png, frame_generators

@@ -13,11 +13,13 @@ from syn2real.config import DatasetConfig
 from syn2real.data import build_dataset
 from syn2real.errors import ConfigError, DataError
 from syn2real.labels import C, CITYSCAPES19
-from syn2real.synth import (Knobs, layout, objects, render, render_dataset, render_frame, sample_scene, styles,
+from syn2real.synth import (Knobs, objects, render, render_dataset, render_frame, sample_scene, styles,
                             textures, write_preview)
 from syn2real.synth.camera import NEAR, Camera, clip_near
 from syn2real.synth.objects import box, pole
-from syn2real.synth.scene import Scene
+from syn2real.synth.scene import Scene, prism
+from syn2real.synth.street import boundaries, buildings, sampler, vegetation
+from syn2real.synth.street.viewpoint import View
 from syn2real.synth.writer import frame_generators
 
 SMALL = (160, 80)
@@ -180,20 +182,49 @@ def test_drawing_order_changes_nothing():
 
 
 def test_leaving_out_back_faces_changes_nothing(monkeypatch):
-    # The layout drops faces turned away from the camera (and builds no facade on them) but must make the
+    # The layers drop faces turned away from the camera (and build no facade on them) but must make the
     # same random draws; keeping every face, for the rasteriser to cull, must give the very same frame.
-    build_prism = layout.prism
     frames = []
     for keep_all in (False, True):
         if keep_all:
-            monkeypatch.setattr(layout, "prism", lambda *args, eye=None, **kwargs: build_prism(*args, **kwargs))
-            monkeypatch.setattr(layout.StreetBuilder, "_faces_eye", lambda self, facet: True)
+            for layer in (buildings, boundaries, vegetation):  # the modules that build prisms
+                monkeypatch.setattr(layer, "prism", lambda *args, eye=None, **kwargs: prism(*args, **kwargs))
+            monkeypatch.setattr(View, "faces", lambda self, facet: True)
         geometry, _ = frame_generators(6, "train", 1)
         scene = sample_scene(256, 128, geometry)
         frames.append((len(scene.objects), render(scene)))
     (fewer, culled), (more, everything) = frames
     assert fewer < more, "some faces should have been left out"
     assert np.array_equal(culled.label, everything.label) and np.array_equal(culled.colour, everything.colour)
+
+
+def test_each_layer_adds_facets_of_its_own_classes_only(monkeypatch):
+    # Each part of a street is built by one layer, so a knob that randomises it has one place to live. Only
+    # the ground layer adds ground facets (painted in order, without a depth test); the others add objects.
+    owned = {"add_ground": {"road", "sidewalk", "terrain"},
+             "add_buildings": {"building", "wall", "fence", "vegetation"},
+             "add_furniture": {"pole", "traffic light", "traffic sign"},
+             "add_traffic": {"car", "truck", "bus", "train", "rider", "bicycle", "motorcycle"},
+             "add_people": {"person", "rider", "bicycle", "motorcycle"},
+             "add_trees": {"vegetation"}}
+    added = {name: set() for name in owned}
+
+    def recorded(add_layer):
+        def run(street):
+            n_ground, n_objects = len(street.ground), len(street.objects)
+            add_layer(street)
+            new_ground, new_objects = street.ground[n_ground:], street.objects[n_objects:]
+            assert not (new_objects if add_layer.__name__ == "add_ground" else new_ground), add_layer.__name__
+            added[add_layer.__name__] |= {CITYSCAPES19.classes[f.label] for f in new_ground + new_objects}
+        return run
+
+    monkeypatch.setattr(sampler, "LAYERS", tuple(recorded(add_layer) for add_layer in sampler.LAYERS))
+    for index in range(8):
+        geometry, _ = frame_generators(0, "train", index)
+        sample_scene(256, 128, geometry, Knobs(junction_prob=1.0, people=2.0))
+    assert added.keys() == owned.keys()
+    for name, classes in added.items():
+        assert classes and classes <= owned[name], f"{name} added {sorted(classes - owned[name]) or 'nothing'}"
 
 
 def test_trees_built_together_equal_trees_built_alone():

@@ -4,8 +4,8 @@
 `apply_style` are the steps of one frame, and `scene` has the pieces to build scenes by hand.
 """
 
-from syn2real.synth.layout import Knobs, sample_scene
 from syn2real.synth.raster import render
+from syn2real.synth.street import Knobs, sample_scene
 from syn2real.synth.styles import STYLES, apply_style
 from syn2real.synth.writer import RENDERER_VERSION, render_dataset, render_frame, write_preview
 

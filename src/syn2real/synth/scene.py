@@ -1,6 +1,6 @@
 """What a SynStreets frame is made of: labelled planar facets in world coordinates, a camera and the light.
 
-A scene can be built by hand (tests do: one car box at a known place) or sampled by `layout.sample_scene`.
+A scene can be built by hand (tests do: one car box at a known place) or sampled by `street.sample_scene`.
 Ground facets (road, pavement, grass, markings) lie on or just above the ground and are painted in list
 order; every other facet is drawn through a z-buffer, so occlusion never depends on drawing order.
 """

@@ -17,11 +17,11 @@ import cv2
 import numpy as np
 from rich.progress import Progress
 
-from syn2real.io import atomic_write_bytes, atomic_write_json
+from syn2real.io import atomic_write_bytes, atomic_write_json, read_json
 from syn2real.errors import ConfigError, DataError
 from syn2real.labels import CITYSCAPES19
-from syn2real.synth.layout import Knobs, sample_scene
 from syn2real.synth.raster import render
+from syn2real.synth.street import Knobs, sample_scene
 from syn2real.synth.styles import apply_style, check_style
 
 #: Bumped whenever the same settings would draw different pixels; recorded in the manifest.
@@ -109,10 +109,7 @@ def _worker_init() -> None:
 def _read_manifest(path: Path) -> dict:
     if not path.exists():
         return {"format": "synstreets", "classes": list(CITYSCAPES19.classes), "splits": {}}
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: unreadable SynStreets manifest ({e}); delete it to render afresh") from None
+    manifest = read_json(path, "SynStreets manifest; delete it to render afresh")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
         raise DataError(f"{path}: not a SynStreets manifest (no 'splits' table)")
     return manifest
