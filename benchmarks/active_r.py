@@ -47,7 +47,7 @@ def run_row(row: str, out: Path, seed: int, rounds: list[int] | None = None, ove
     from syn2real.active.store import LabelStore
     from syn2real.config import load_config
     from syn2real.io import atomic_write_json
-    from syn2real.engine.trainer import train
+    from syn2real.run import final_metrics, is_finished, train_once
 
     preset, extra = ROWS[row]
     if rounds:
@@ -60,14 +60,13 @@ def run_row(row: str, out: Path, seed: int, rounds: list[int] | None = None, ove
                                f"data.source.root={out / 'synstreets'}", f"data.target.root={CAMVID}",
                                f"data.val.root={CAMVID}", f"active.oracle_data.root={CAMVID}",
                                f"train.init_from={warm}", *extra])
-    final = cfg.run_dir / "eval" / "final" / "metrics.json"
     timing = cfg.run_dir / "wall_time.json"
-    if not final.is_file():
+    if not is_finished(cfg.run_dir):
         start = time.perf_counter()
-        train(cfg, resume=(cfg.run_dir / "checkpoints" / "last.json").is_file())
+        train_once(cfg)
         atomic_write_json(timing, {"seconds": time.perf_counter() - start})
         print(f"{row}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    result = json.loads(final.read_text())
+    result = final_metrics(cfg.run_dir)
     result["spent"] = summary(LabelStore(cfg.run_dir / "active" / STORE_FILE))
     result["seconds"] = json.loads(timing.read_text())["seconds"] if timing.is_file() else float("nan")
     return result

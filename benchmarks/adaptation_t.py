@@ -32,20 +32,21 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from syn2real import demo
+    from syn2real.run import final_metrics, train_once
 
     out = Path(args.out)
     roots = demo.render_demo_data(out)
-    start_run = demo.train_once(demo.source_only_config(out, roots))
-    base = demo.final_metrics(start_run)
+    start_run = train_once(demo.source_only_config(out, roots))
+    base = final_metrics(start_run)
     results, seconds = {}, {}
     for row in args.rows:
         name = f"t_{row}" if args.seed == 0 else f"t_{row}_seed{args.seed}"
         cfg = demo.adaptation_config(ROWS[row], out, roots, start_run / "checkpoints", name=name)
         cfg.train.seed = args.seed
         t0 = time.perf_counter()
-        demo.train_once(cfg)
+        train_once(cfg)
         seconds[row] = time.perf_counter() - t0
-        results[row] = demo.final_metrics(cfg.run_dir)
+        results[row] = final_metrics(cfg.run_dir)
         print(f"{row}: mIoU {100 * results[row]['miou']:.1f} ({seconds[row]:.0f} s)", file=sys.stderr)
 
     print(f"\nBenchmark T: SynStreets synthetic -> photo val (19 classes), {demo.ADAPT_ITERS} iterations from the "

@@ -35,7 +35,7 @@ WARM_START_ITER = 1000
 def run_row(preset: str, seed: int, out_dir: Path, source_root: Path, iters: int | None) -> dict:
     from syn2real.config import load_config
     from syn2real.io import atomic_write_json
-    from syn2real.engine.trainer import train
+    from syn2real.run import final_metrics, is_finished, train_once
 
     overrides = [f"out_dir={out_dir}", f"name={preset}_seed{seed}", f"train.seed={seed}",
                  f"data.val.root={CAMVID}"]
@@ -49,14 +49,13 @@ def run_row(preset: str, seed: int, out_dir: Path, source_root: Path, iters: int
     if iters:
         overrides.append(f"train.iters={iters}")
     cfg = load_config(preset, overrides)
-    final = cfg.run_dir / "eval" / "final" / "metrics.json"
     timing = cfg.run_dir / "wall_time.json"
-    if not final.is_file():
+    if not is_finished(cfg.run_dir):
         start = time.perf_counter()
-        train(cfg, resume=(cfg.run_dir / "checkpoints" / "last.json").is_file())
+        train_once(cfg)
         atomic_write_json(timing, {"seconds": time.perf_counter() - start, "iters": cfg.train.iters})
         print(f"{cfg.name}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    result = json.loads(final.read_text())
+    result = final_metrics(cfg.run_dir)
     result["seconds"] = json.loads(timing.read_text())["seconds"] if timing.is_file() else float("nan")
     return result
 

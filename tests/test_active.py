@@ -15,7 +15,7 @@ from syn2real.active.requests import Budget, Request
 from syn2real.active.store import LabelStore
 from syn2real.config import DatasetConfig, load_config
 from syn2real.data import build_dataset
-from syn2real.engine.trainer import train
+from syn2real.run import train
 from syn2real.errors import ConfigError
 from syn2real.labels import IGNORE
 from syn2real.synth import render_dataset

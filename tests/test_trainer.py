@@ -24,7 +24,8 @@ from syn2real.data import train_transform
 from syn2real.engine.checkpoint import last_checkpoint, load_weights, save_checkpoint
 from syn2real.engine.distributed import ResumableSampler
 from syn2real.engine.optim import build_optimizer, lr_factor
-from syn2real.engine.trainer import Trainer, train
+from syn2real.engine.trainer import Trainer
+from syn2real.run import train
 from syn2real.errors import ConfigError, TrainingError, WeightsError
 from syn2real.labels import CITYSCAPES19
 from syn2real.methods import METHODS, Method, build_method

@@ -81,7 +81,7 @@ def train(
     The same command runs under `torchrun --nproc_per_node N` (DDP).
     """
     from syn2real.config import load_config
-    from syn2real.engine.trainer import train as run_training
+    from syn2real.run import train as run_training
 
     extra = list(overrides or [])
     if deterministic:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from syn2real.config import Config, load_config
 from syn2real.io import atomic_write_json
+from syn2real.run import final_metrics, train_once
 
 #: Frames rendered for the demo at 512x256 (W x H); the render takes seconds.
 SOURCE_FRAMES = 600
@@ -68,21 +69,6 @@ def adaptation_config(preset: str, out_dir: Path, roots: dict[str, Path], init_f
     cfg.method = method_cfg.method
     cfg.optim.poly_power = method_cfg.optim.poly_power
     return cfg
-
-
-def train_once(cfg: Config) -> Path:
-    """Train `cfg` unless its run folder already holds a final evaluation; resume an interrupted run."""
-    from syn2real.engine.trainer import train
-
-    if (cfg.run_dir / "eval" / "final" / "metrics.json").is_file():
-        return cfg.run_dir
-    return train(cfg, resume=(cfg.run_dir / "checkpoints" / "last.json").is_file())
-
-
-def final_metrics(run_dir: Path) -> dict:
-    import json
-
-    return json.loads((run_dir / "eval" / "final" / "metrics.json").read_text())
 
 
 def run_demo(out_dir: str | Path = "runs/demo", iters: int | None = None, console: Console | None = None,

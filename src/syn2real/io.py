@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees half a file, a crash leaves the old file in place."""
+"""Files in and out: atomic writes (a reader never sees half a file, a crash leaves the old file in place),
+JSON read with an error that names the file, PNG encoding."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from syn2real.errors import DataError
 
 
 @contextmanager
@@ -37,3 +41,12 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def read_json(path: str | Path, what: str = "JSON file") -> Any:
+    """The parsed JSON of `path`; a missing or malformed file is a DataError naming it and what it should be."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not a readable {what} ({e})") from None

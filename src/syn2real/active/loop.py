@@ -5,8 +5,9 @@ with the target's sparse labels in its batches ("mask", IGNORE where nobody labe
     cfg.active.rounds = (0, 400)   ->  round 0 before the first step, round 1 at iteration 400
 
 The label store lives in RUN_DIR/active (a request folder, see `syn2real.active.rounds`). Everything is
-resumable: a run killed during a round resumes from the checkpoint written when it paused, finds the round in
-the store (written in one transaction) or selects it again, and the oracle answers what is still open.
+resumable: before a round the run writes a checkpoint at that iteration, so a run killed during a round resumes
+there, finds the round in the store (written in one transaction) or selects it again, and the oracle answers
+what is still open.
 With `answers: human` the run stops after writing a round's requests; answer them with
 `syn2real annotate serve RUN_DIR/active`, then continue with `syn2real train ... --resume`.
 """
@@ -27,6 +28,8 @@ from syn2real.active.selectors import SELECTORS
 from syn2real.active.store import LabelStore
 from syn2real.config import Config
 from syn2real.engine import distributed as ddp
+from syn2real.engine.callbacks import Callback
+from syn2real.engine.trainer import Trainer
 from syn2real.errors import ConfigError
 
 ANSWERERS = ("oracle", "human")
@@ -60,54 +63,56 @@ def check_active_config(cfg: Config) -> Budget:
     return Budget(points=a.points, percent=a.percent).split(len(rounds))
 
 
-def train_active(cfg: Config, resume: bool = False, init_from: str | Path | None = None,
-                 progress: bool = True) -> Path:
-    """Train `cfg` with active-labelling rounds (module docstring); returns the run folder."""
-    from syn2real.data import build_dataset, train_transform
-    from syn2real.engine.trainer import Trainer, build_datasets
+class ActiveLabelling(Callback):
+    """Active-labelling rounds as a training callback: it owns the label store, the target dataset that reads
+    the store's sparse labels, and the oracle; before each round's iteration it selects, gets the answers (the
+    oracle's, or waits for a person's: it pauses the run) and logs the budget spent."""
 
-    budget = check_active_config(cfg)
-    active = cfg.active
-    console = Console()
-    folder = request_dir(cfg)
-    store = LabelStore(folder / STORE_FILE)
-    images = build_dataset(cfg.data.target, None, labels=False)
-    target = SparseLabelDataset(images, store, train_transform(cfg.data))
-    target.register()
-    write_meta(folder, target.space)
-    datasets = {**build_datasets(cfg), "target": target}
-    trainer = Trainer(cfg, datasets=datasets, resume=resume, init_from=init_from, progress=progress)
-    oracle = (SimulatedAnnotator(build_dataset(active.oracle_data, None, labels=True))
-              if active.answers == "oracle" else None)
+    def __init__(self, cfg: Config, progress: bool = True):
+        from syn2real.data import build_dataset, train_transform
 
-    for round_index, at in enumerate(active.rounds):
-        trainer.fit(until=at)
-        if round_index not in store.rounds():
+        self.budget = check_active_config(cfg)
+        self.cfg = cfg
+        self.progress = progress
+        self.folder = request_dir(cfg)
+        self.store = LabelStore(self.folder / STORE_FILE)
+        self.images = build_dataset(cfg.data.target, None, labels=False)
+        self.target = SparseLabelDataset(self.images, self.store, train_transform(cfg.data))
+        self.target.register()
+        write_meta(self.folder, self.target.space)
+        self.oracle = (SimulatedAnnotator(build_dataset(cfg.active.oracle_data, None, labels=True))
+                       if cfg.active.answers == "oracle" else None)
+
+    def before_step(self, trainer: Trainer) -> bool:
+        active = self.cfg.active
+        if trainer.step not in active.rounds:
+            return False
+        round_index = active.rounds.index(trainer.step)
+        trainer.ensure_checkpoint()
+        if round_index not in self.store.rounds():
             # The selector's training and sampling must not move the training run's random streams.
             with torch.random.fork_rng(devices=[]):
                 pixel_selector, logs = None, {}
                 if active.selector in TWO_CLASSIFIER_SELECTORS:
                     pixel_selector, logs = train_selector(
-                        trainer.model, datasets["source"], target, active.selector_iters, cfg.optim.lr,
-                        active.lambda_discrepancy, cfg.data.batch_size, cfg.data.workers,
-                        seed=cfg.train.seed + round_index, pseudo_threshold=active.selector_pseudo_threshold,
-                        progress=progress)
-                run_round(round_index, active.selector, budget, images, store, trainer.model, folder,
-                          pixel_selector=pixel_selector, params=active.params, seed=cfg.train.seed,
-                          precision=cfg.train.precision, progress=progress)
+                        trainer.model, trainer.datasets["source"], self.target, active.selector_iters,
+                        self.cfg.optim.lr, active.lambda_discrepancy, self.cfg.data.batch_size,
+                        self.cfg.data.workers, seed=self.cfg.train.seed + round_index,
+                        pseudo_threshold=active.selector_pseudo_threshold, progress=self.progress)
+                run_round(round_index, active.selector, self.budget, self.images, self.store, trainer.model,
+                          self.folder, pixel_selector=pixel_selector, params=active.params, seed=self.cfg.train.seed,
+                          precision=self.cfg.train.precision, progress=self.progress)
             trainer.logger.log(trainer.step, logs)
-        if oracle is not None:
-            oracle.answer_open(store, progress=progress)
-        elif store.requests(round_index=round_index, open_only=True):
-            open_count = len(store.requests(round_index=round_index, open_only=True))
-            console.print(f"round {round_index}: {open_count} requests wait for answers in {folder}. Answer them "
-                          f"(syn2real annotate serve {folder}), then run the same command with --resume.")
-            trainer.logger.close()
-            return cfg.run_dir
-        spent = summary(store)
+        if self.oracle is not None:
+            self.oracle.answer_open(self.store, progress=self.progress)
+        elif self.store.requests(round_index=round_index, open_only=True):
+            open_count = len(self.store.requests(round_index=round_index, open_only=True))
+            Console().print(f"round {round_index}: {open_count} requests wait for answers in {self.folder}. Answer "
+                            f"them (syn2real annotate serve {self.folder}), then run the same command with --resume.")
+            return True
+        spent = summary(self.store)
         trainer.logger.log(trainer.step, {f"active/{k}": v for k, v in spent.items()})
-        if progress:
-            console.print(f"round {round_index} at iteration {at}: {spent['points_per_image']:.1f} points/image, "
-                          f"{spent['percent_pixels']:.2f} % of pixels labelled so far")
-    trainer.fit()
-    return cfg.run_dir
+        if self.progress:
+            Console().print(f"round {round_index} at iteration {trainer.step}: {spent['points_per_image']:.1f} "
+                            f"points/image, {spent['percent_pixels']:.2f} % of pixels labelled so far")
+        return False

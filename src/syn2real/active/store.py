@@ -16,7 +16,6 @@ plus "annotator", "source" ("oracle" | "human") and "answered" (Unix time) on ea
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -30,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from syn2real.active.requests import Request
-from syn2real.io import atomic_write_bytes, atomic_write_json
+from syn2real.io import atomic_write_bytes, atomic_write_json, read_json
 from syn2real.errors import DataError
 from syn2real.labels import IGNORE
 
@@ -369,10 +368,7 @@ class LabelStore:
     def import_answers(self, path: str | Path, annotator: str | None = None, num_classes: int = 19) -> int:
         """Store the answers of an answers.json (each checked against its request); returns how many were new."""
         path = Path(path)
-        try:
-            records = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise DataError(f"{path}: not a readable answers file ({e})") from None
+        records = read_json(path, "answers file")
         if not isinstance(records, list):
             raise DataError(f"{path}: expected a JSON list of answers")
         new = 0

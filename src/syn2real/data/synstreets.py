@@ -7,13 +7,12 @@ sampling need not read a single label. Render one with `syn2real synth` (or `syn
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 
 from syn2real.config import DatasetConfig
 from syn2real.data.base import SegDataset
-from syn2real.errors import DataError
+from syn2real.io import read_json
 from syn2real.labels import CITYSCAPES19, IGNORE
 
 class SynStreetsDataset(SegDataset):
@@ -32,11 +31,7 @@ class SynStreetsDataset(SegDataset):
         path = self.root / "manifest.json"
         if not path.is_file():
             return None
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise DataError(f"{path}: unreadable SynStreets manifest ({e})") from None
-        return manifest.get("splits", {}).get(self.split)
+        return read_json(path, "SynStreets manifest").get("splits", {}).get(self.split)
 
     def _scan(self):
         images, labels = self.root / "images" / self.split, self.root / "labels" / self.split

@@ -7,7 +7,6 @@ pointing at a complete, earlier pair.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from syn2real.io import atomic_path, atomic_write_json
+from syn2real.io import atomic_path, atomic_write_json, read_json
 from syn2real.errors import TrainingError, WeightsError
 
 LAST = "last.json"
@@ -73,8 +72,8 @@ def last_checkpoint(ckpt_dir: str | Path) -> dict | None:
     path = Path(ckpt_dir) / LAST
     if not path.is_file():
         return None
+    last = read_json(path, "checkpoint index")
     try:
-        last = json.loads(path.read_text())
         return {"step": int(last["step"]), "weights": path.parent / last["weights"],
                 "state": path.parent / last["state"]}
     except (ValueError, KeyError, TypeError) as e:

@@ -17,6 +17,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from syn2real.config import Config, save_config
 from syn2real.engine import distributed as ddp
+from syn2real.engine.callbacks import Callback
 from syn2real.engine.checkpoint import last_checkpoint, load_state, load_weights, save_checkpoint, weights_path
 from syn2real.engine.logging import RunLogger
 from syn2real.engine.optim import build_optimizer, build_scheduler
@@ -102,12 +104,13 @@ class Trainer:
     (an injected method brings its model; it must already sit on the training device). `init_from`
     loads model weights only (a checkpoint, run folder or `.safetensors`) to start a new run from another,
     e.g. adapting a source-only model (default `cfg.train.init_from`); `resume` continues this run from its
-    last checkpoint.
+    last checkpoint. `callbacks` run between steps (e.g. active-labelling rounds, `syn2real.active.loop`).
     """
 
     def __init__(self, cfg: Config, model: nn.Module | None = None, method: Method | None = None,
                  datasets: dict[str, Dataset | None] | None = None, resume: bool = False,
-                 init_from: str | Path | None = None, progress: bool = False):
+                 init_from: str | Path | None = None, progress: bool = False,
+                 callbacks: Sequence[Callback] = ()):
         if model is not None and method is not None:
             raise ValueError("pass either a model or a method (which brings its model), not both")
         for key in ("iters", "keep_checkpoints"):
@@ -144,6 +147,7 @@ class Trainer:
             self._prepare_model(method.model)
         self.method = method
         self.model = method.model
+        self.datasets = datasets
         self.model_space = getattr(datasets["source"], "space", None)
 
         self.optimizers = [build_optimizer(cfg.optim, method.param_groups()), *method.extra_optimizers()]
@@ -158,8 +162,10 @@ class Trainer:
         self.val_dataset = datasets.get("val")
         if self.val_dataset is not None and self.model_space is None:
             raise ConfigError("validation needs the source dataset's label space (`.space`) to map predictions")
+        self.callbacks = list(callbacks)
         self.step = 0
         self.last_saved: Path | None = None
+        self.last_saved_step: int | None = None
         if resume:
             self._resume()
         else:
@@ -211,15 +217,14 @@ class Trainer:
         _set_rng_state(state["rng"][ddp.get_rank()], self.device)
         self.step = state["step"]
         self.last_saved = last["weights"]
+        self.last_saved_step = self.step
 
     # ---- the loop ------------------------------------------------------------------------------------
 
-    def fit(self, until: int | None = None) -> dict:
-        """Train to `cfg.train.iters`, or pause at step `until` (with a checkpoint there) so that work between
-        steps can run, e.g. an active-labelling round; call again to go on. Returns the last logged metrics
-        (losses, lr, `val/mIoU`)."""
+    def fit(self) -> dict:
+        """Train to `cfg.train.iters`, or until a callback pauses the run (it resumes from the checkpoint at that
+        step). Returns the last logged metrics (losses, lr, `val/mIoU`) and `paused`."""
         train = self.cfg.train
-        stop = train.iters if until is None else min(until, train.iters)
         params = self._params()
         window: dict[str, float] = {}
         window_steps, window_images, window_start = 0, 0, time.perf_counter()
@@ -230,7 +235,12 @@ class Trainer:
         try:
             with Progress(*columns, disable=not (self.progress and self.is_main)) as bar:
                 task = bar.add_task("train", total=train.iters, completed=self.step, info="")
-                while self.step < stop:
+                while self.step < train.iters:
+                    if self.callbacks:
+                        if any([callback.before_step(self) for callback in self.callbacks]):
+                            self.logger.close()
+                            return {"step": self.step, "paused": True, **final}
+                        self.method.set_train_mode()  # a callback may have run the model in eval mode
                     step = self.step
                     src = self._next_batch("source")
                     tgt = self._next_batch("target") if "target" in self.loaders else None
@@ -266,15 +276,13 @@ class Trainer:
                             at_end or (train.eval_every and self.step % train.eval_every == 0)):
                         final.update(self.evaluate(save=at_end))
                         window_start = time.perf_counter()  # evaluation time is not training speed
-                    if at_end or self.step == stop or (train.checkpoint_every
-                                                       and self.step % train.checkpoint_every == 0):
+                    if at_end or (train.checkpoint_every and self.step % train.checkpoint_every == 0):
                         self.save_checkpoint()
         except BaseException:
             self.logger.close()
             raise
-        if self.step == train.iters:
-            self.logger.close()
-        return {"step": self.step, **final}
+        self.logger.close()
+        return {"step": self.step, "paused": False, **final}
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
@@ -368,20 +376,12 @@ class Trainer:
                             keep=self.cfg.train.keep_checkpoints)
         ddp.barrier()
         self.last_saved = weights_path(self.ckpt_dir, self.step)
+        self.last_saved_step = self.step
 
-
-def train(cfg: Config, resume: bool = False, init_from: str | Path | None = None, progress: bool = True) -> Path:
-    """Train a run from its config (the CLI's `train`); returns the run folder. A config with
-    `active.selector` set trains with active-labelling rounds (syn2real.active.loop)."""
-    try:
-        if cfg.active.selector is not None:
-            from syn2real.active.loop import train_active
-
-            return train_active(cfg, resume=resume, init_from=init_from, progress=progress)
-        Trainer(cfg, resume=resume, init_from=init_from, progress=progress).fit()
-    finally:
-        ddp.cleanup_distributed()
-    return cfg.run_dir
+    def ensure_checkpoint(self) -> None:
+        """A checkpoint at the current step, so work done now (a labelling round) resumes from here."""
+        if self.last_saved_step != self.step:
+            self.save_checkpoint()
 
 
 # ---- helpers -------------------------------------------------------------------------------------------

@@ -1,0 +1,53 @@
+"""The entry points that run training from a config: used by the CLI, the demo, the recipes and the benchmarks.
+
+`train` puts the pieces together (datasets, the active-labelling callback when `active.selector` is set, the
+trainer) and runs; `train_once` is for scripts that are run again: a finished run is left as it is, an
+interrupted one resumes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from syn2real.config import Config
+from syn2real.engine import distributed as ddp
+from syn2real.engine.checkpoint import last_checkpoint
+from syn2real.engine.trainer import Trainer, build_datasets
+from syn2real.io import read_json
+
+
+def train(cfg: Config, resume: bool = False, init_from: str | Path | None = None, progress: bool = True) -> Path:
+    """Train the run `cfg` describes into `cfg.run_dir` (the CLI's `train`); returns the run folder. With
+    `active.selector` set it trains with active-labelling rounds, and with `active.answers: human` it stops at
+    a round whose requests wait for a person (run again with `resume=True` once they are answered)."""
+    try:
+        datasets = build_datasets(cfg)
+        callbacks = []
+        if cfg.active.selector is not None:
+            from syn2real.active.loop import ActiveLabelling
+
+            active = ActiveLabelling(cfg, progress=progress)
+            datasets["target"] = active.target
+            callbacks.append(active)
+        Trainer(cfg, datasets=datasets, resume=resume, init_from=init_from, progress=progress,
+                callbacks=callbacks).fit()
+    finally:
+        ddp.cleanup_distributed()
+    return cfg.run_dir
+
+
+def is_finished(run_dir: Path) -> bool:
+    """A run that trained to the end and wrote its final evaluation."""
+    return (Path(run_dir) / "eval" / "final" / "metrics.json").is_file()
+
+
+def final_metrics(run_dir: Path) -> dict:
+    """The end-of-training evaluation of a finished run (`eval/final/metrics.json`)."""
+    return read_json(Path(run_dir) / "eval" / "final" / "metrics.json", "evaluation result")
+
+
+def train_once(cfg: Config, progress: bool = True) -> Path:
+    """Train `cfg` unless its run folder already holds a finished run; resume an interrupted one."""
+    if is_finished(cfg.run_dir):
+        return cfg.run_dir
+    return train(cfg, resume=last_checkpoint(cfg.run_dir / "checkpoints") is not None, progress=progress)
