@@ -19,8 +19,8 @@ from syn2real.config import Config, MethodConfig, ModelConfig, from_dict
 from syn2real.engine.trainer import Trainer
 from syn2real.errors import ConfigError
 from syn2real.methods import build_method
-from syn2real.methods.adversarial import (SOURCE_LABEL, AdaptSegNet, AdvEnt, MinEnt, entropy_loss, entropy_map,
-                                          gan_loss, self_information)
+from syn2real.methods.adversarial import SOURCE_LABEL, AdaptSegNet, AdvEnt, MinEnt
+from syn2real.methods.losses import entropy_loss, entropy_map, gan_loss, self_information
 from syn2real.models import build_model
 from syn2real.models.discriminators import FCDiscriminator
 

@@ -18,7 +18,7 @@ import torch
 from syn2real.config import load_config
 from syn2real.labels import IGNORE
 from syn2real.methods import METHODS, build_method
-from syn2real.methods.base import sparse_cross_entropy
+from syn2real.methods.losses import sparse_cross_entropy
 from syn2real.models import build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")

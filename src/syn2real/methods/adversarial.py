@@ -23,7 +23,6 @@ stays close to one forward/backward pass:
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import torch
@@ -34,6 +33,7 @@ from syn2real.config import Config
 from syn2real.errors import ConfigError, TrainingError
 from syn2real.labels import IGNORE
 from syn2real.methods.base import METHODS, Method
+from syn2real.methods.losses import at_least_float32, entropy_loss, gan_loss, self_information
 from syn2real.models.discriminators import FCDiscriminator
 from syn2real.models.heads import ASPPClassifier
 
@@ -43,45 +43,6 @@ TARGET_LABEL = 1.0
 
 D_INPUTS = ("softmax", "self_information", "none")
 GAN_LOSSES = ("bce", "ls")
-
-
-# ---- pure helpers ------------------------------------------------------------------------------------------
-
-
-def self_information(probs: torch.Tensor) -> torch.Tensor:
-    """ADVENT's weighted self-information map -p·log2(p)/log2(C), per class: (N, C, H, W) -> (N, C, H, W).
-
-    Summed over classes it is the entropy normalised to [0, 1]. p = 0 gives 0 (the limit of p·log p); the
-    clamp keeps the gradient finite where the softmax underflows (ADVENT adds 1e-30 inside the log likewise).
-    """
-    num_classes = probs.shape[1]
-    # log2 ratios equal natural-log ratios, so dividing by ln(C) is the paper's normalisation by log2(C).
-    return -probs * probs.clamp_min(1e-30).log() / math.log(num_classes)
-
-
-def entropy_map(probs: torch.Tensor) -> torch.Tensor:
-    """Per-pixel entropy normalised by log(C): (N, C, H, W) -> (N, H, W); uniform -> 1, one-hot -> 0."""
-    return self_information(probs).sum(1)
-
-
-def entropy_loss(probs: torch.Tensor) -> torch.Tensor:
-    """ADVENT's MinEnt loss: -Σ p·log2(p) / (n·h·w·log2(C)), the mean normalised entropy."""
-    return entropy_map(probs).mean()
-
-
-def gan_loss(d_logits: torch.Tensor, label: float, kind: str = "bce") -> torch.Tensor:
-    """GAN loss of D's patch logits against a constant domain label: BCE on logits, or least squares (MSE on
-    the raw output, AdaptSegNet's `--gan LS`)."""
-    d_logits = _at_least_float32(d_logits)
-    target = torch.full_like(d_logits, label)
-    if kind == "bce":
-        return F.binary_cross_entropy_with_logits(d_logits, target)
-    return F.mse_loss(d_logits, target)
-
-
-def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
-    """Losses in float32 under bf16/fp16 autocast; float64 (used by the tests' exact checks) stays float64."""
-    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def _resize(x: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:
@@ -187,7 +148,7 @@ class Adversarial(Method):
         outputs = [self.model.decode(feats)]
         if self.aux_classifier is not None:
             outputs.append(self.aux_classifier(feats[self.options["aux_feature"]]))
-        return [_at_least_float32(out) for out in outputs]
+        return [at_least_float32(out) for out in outputs]
 
     def _d_size(self, images: torch.Tensor, outputs: list[torch.Tensor]) -> torch.Size:
         """Where D and the entropy look: the input size (published) or the main head's resolution."""

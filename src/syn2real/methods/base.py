@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 
 from syn2real.config import Config
 from syn2real.errors import ConfigError
-from syn2real.labels import IGNORE
+from syn2real.methods.losses import sparse_cross_entropy
 from syn2real.registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method", "method.name")
@@ -108,11 +108,3 @@ class Method:
 
     def load_state_dict(self, state: dict) -> None:
         pass
-
-
-def sparse_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy averaged over the labelled pixels only (0 when a batch has none, not NaN): sparse target
-    labels from active labelling cover a few percent of the pixels or a few points per image."""
-    labels = labels.long()
-    total = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE, reduction="sum")
-    return total / (labels != IGNORE).sum().clamp(min=1)

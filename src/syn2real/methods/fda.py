@@ -25,8 +25,8 @@ from torch import nn
 
 from syn2real.errors import ConfigError, TrainingError
 from syn2real.labels import IGNORE
-from syn2real.methods.adversarial import entropy_map
 from syn2real.methods.base import METHODS, Method
+from syn2real.methods.losses import entropy_map
 from syn2real.translate.fda import fda_source_to_target
 
 
