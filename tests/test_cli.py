@@ -10,6 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from syn2real.cli import app
+from syn2real.errors import DataError
 from syn2real.synth import render_dataset
 
 runner = CliRunner()
@@ -80,6 +81,11 @@ def test_select_label_export_for_a_trained_run(synstreets, tmp_path):
     requests = json.loads((run / "active" / "round_000" / "requests.json").read_text())
     assert len(requests) == 15 and all(r["kind"] == "point" for r in requests)
     assert len(list((run / "active" / "round_000" / "previews").glob("*.png"))) == 3
+    # The same selection again (a re-run after a kill, say) would double the budget: refused, nothing added.
+    again = runner.invoke(app, ["select", str(run), "--method", "entropy", "--points", "5", "--data", target])
+    assert isinstance(again.exception, DataError) and "round 0 (entropy, 5 points/image) was selected already" in str(
+        again.exception)
+    assert not (run / "active" / "round_001").exists()
     invoke("select", run, "--method", "labor-spl", "--percent", "1", "--data", target, "--selector-iters", "1")
     assert (run / "active" / "round_001" / "requests.json").is_file()
     out = invoke("label", run / "active", "--oracle", target, "--export", tmp_path / "export")

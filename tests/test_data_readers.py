@@ -14,7 +14,7 @@ from rich.console import Console
 from torchvision import tv_tensors
 
 from syn2real.config import DatasetConfig
-from syn2real.data import DATASET_KINDS, build_dataset
+from syn2real.data import DATASETS, build_dataset
 from syn2real.data.check import check_dataset, print_check_report
 from syn2real.errors import ConfigError, DataError
 from syn2real.labels import CAMVID11_TO_CITYSCAPES19, IGNORE
@@ -257,7 +257,7 @@ def test_unlabelled_dataset_never_opens_labels(tmp_path):
 def test_limit_and_kinds(tmp_path):
     make_gta5(tmp_path, n=5)
     assert build_dataset(cfg("gta5", tmp_path, limit=2)).names == ["00000", "00001"]
-    assert set(DATASET_KINDS) == {"synstreets", "gta5", "synthia", "cityscapes", "camvid", "camvid19", "kitti",
+    assert set(DATASETS) == {"synstreets", "gta5", "synthia", "cityscapes", "camvid", "camvid19", "kitti",
                                   "carla", "folder"}
 
 
@@ -387,7 +387,7 @@ def test_duplicate_names(tmp_path):
 
 
 def test_unknown_kind_and_bad_limit(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown dataset kind 'mapillary'; known kinds: synstreets, gta5, .*folder"):
+    with pytest.raises(ConfigError, match=r"unknown dataset kind 'mapillary'; choose one of .*camvid.*folder"):
         build_dataset(cfg("mapillary", tmp_path))
     make_gta5(tmp_path, n=1)
     with pytest.raises(ConfigError, match="limit must be a positive number"):

@@ -11,7 +11,6 @@ import torch
 
 from syn2real.active.requests import Budget, Request
 from syn2real.active.selectors import (
-    BUDGET_KINDS,
     SELECTORS,
     inconsistency_mask,
     normalized_entropy,
@@ -54,7 +53,7 @@ SMALL_WINDOWS = {"entropy": [{"k": 2}], "ripu-pa": [{"k": 2}],
                  "labor-ppl": [{"min_distance": 3}, {"min_distance": 3, "allocation": "proportional"}]}
 
 
-@pytest.mark.parametrize("method", SELECTORS)
+@pytest.mark.parametrize("method", SELECTORS.names())
 def test_budgets_never_exceeded_and_labelled_pixels_never_selected(method):
     height, width = 24, 32
     for seed in range(4):
@@ -64,7 +63,7 @@ def test_budgets_never_exceeded_and_labelled_pixels_never_selected(method):
         for params in ({}, *SMALL_WINDOWS.get(method, [])):
             for budget in [Budget(points=n) for n in (1, 3, 50)] + [Budget(percent=p) for p in (1, 5, 30)]:
                 kind = "points" if budget.points is not None else "percent"
-                if kind not in BUDGET_KINDS[method]:
+                if kind not in SELECTORS.meta(method)["budgets"]:
                     continue
                 requests = select(method, f"img{seed}", probs, budget, labelled=labelled, probs2=probs2,
                                   rng=np.random.default_rng(seed), **params)
@@ -90,10 +89,10 @@ def test_point_selectors_return_the_full_budget_when_there_is_room():
     assert len(select("ripu-pa", "a", probs, Budget(points=7), k=2)) == 7
 
 
-@pytest.mark.parametrize("method", SELECTORS)
+@pytest.mark.parametrize("method", SELECTORS.names())
 def test_nothing_is_selected_when_everything_is_labelled(method):
     probs, probs2 = blobby_probs(1), blobby_probs(2)
-    budget = Budget(points=5) if "points" in BUDGET_KINDS[method] else Budget(percent=10)
+    budget = Budget(points=5) if "points" in SELECTORS.meta(method)["budgets"] else Budget(percent=10)
     assert select(method, "a", probs, budget, labelled=np.ones((24, 32), bool), probs2=probs2,
                   rng=np.random.default_rng(0)) == []
 

@@ -241,36 +241,13 @@ def select(
 
       syn2real select runs/dacs_cpu --method labor-ppl --points 40
     """
-    from syn2real.active.dataset import SparseLabelDataset
-    from syn2real.active.pixel_selector import train_selector
     from syn2real.active.requests import Budget
-    from syn2real.active.rounds import STORE_FILE, TWO_CLASSIFIER_SELECTORS, run_round, write_meta
-    from syn2real.active.store import LabelStore
-    from syn2real.data import build_dataset, train_transform
-    from syn2real.engine.runs import load_run, model_space
+    from syn2real.active.rounds import select_next_round
 
     budget = Budget(points=points, percent=percent)
-    cfg, model = load_run(run_dir, device=device)
-    target_cfg = _parse_data_spec(data) if data else cfg.data.target
-    if target_cfg is None:
-        raise ConfigError(f"{run_dir} has no data.target; name the target images with --data kind:root:split")
-    folder = out_dir or run_dir / "active"
-    store = LabelStore(folder / STORE_FILE)
-    images = build_dataset(target_cfg, None, labels=False)
-    target = SparseLabelDataset(images, store, train_transform(cfg.data))
-    target.register()
-    write_meta(folder, model_space(cfg))
-    pixel_selector = None
-    if method in TWO_CLASSIFIER_SELECTORS:
-        source = build_dataset(cfg.data.source, train_transform(cfg.data), labels=True)
-        pixel_selector, _ = train_selector(model, source, target, selector_iters or cfg.active.selector_iters,
-                                           cfg.optim.lr, cfg.active.lambda_discrepancy, cfg.data.batch_size,
-                                           cfg.data.workers, seed=cfg.train.seed,
-                                           pseudo_threshold=cfg.active.selector_pseudo_threshold, progress=True)
-    round_index = max(store.rounds(), default=-1) + 1
-    ids = run_round(round_index, method, budget, images, store, model, folder, pixel_selector=pixel_selector,
-                    params=cfg.active.params if cfg.active.selector == method else None, seed=cfg.train.seed,
-                    precision=cfg.train.precision, progress=True)
+    round_index, ids, requests = select_next_round(run_dir, method, budget, _parse_data_spec(data) if data else None,
+                                                   out_dir, selector_iters, device, progress=True)
+    folder, images = requests.path, requests.images
     out.print(f"round {round_index}: {len(ids)} requests over {len(images)} images ({budget.describe()}) in "
               f"{folder}; previews in {folder / f'round_{round_index:03d}' / 'previews'}")
 

@@ -1,13 +1,27 @@
-"""Typed run configuration: dataclass sections, YAML files with `base:` inheritance, dotted overrides.
+"""Typed run configuration: dataclass sections, YAML files with `base:` composition, dotted overrides, checks.
 
-A YAML file may name `base: other.yaml` (relative to itself); its keys override the base's. Command-line
-overrides `a.b.c=value` are parsed as YAML scalars (`train.iters=200`, `model.pretrained=null`,
-`data.crop_size=[256,512]`) and applied last. Unknown keys are an error, never silently ignored.
+A YAML file may name `base: other.yaml` or a list `base: [data/x.yaml, model/y.yaml, ...]` (paths relative to
+the file). The bases are merged in order, each later one overriding the earlier ones, and the file's own keys go
+on top; mappings merge key by key, anything else (lists included) is replaced. A base may have bases of its own;
+a file that includes itself, directly or through a cycle, is an error. Command-line overrides `a.b.c=value` are
+parsed as YAML scalars (`train.iters=200`, `model.pretrained=null`, `data.crop_size=[256,512]`) and applied last.
+Unknown keys are an error, never silently ignored.
+
+Every value is checked when the config is built (`load_config`, `from_dict(Config, ...)`, `check_config`), before
+any work: types, ranges, the enumerations known at this layer and the output folder. What needs the higher layers
+(a dataset's label space, the method and selector registries, weights, data folders) is checked when a run starts.
+
+Presets: the top-level files of `configs/` are runnable presets, loaded by name (`load_config("dacs_cpu")`).
+They are composed from building blocks in subfolders, one concern each (`data/`, `model/`, `optim/`, `runtime/`,
+`schedule/`, `method/`, `active/`), which are not runnable alone (`preset_parts()` lists them).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +31,28 @@ from typing import Any
 import yaml
 
 from syn2real.errors import ConfigError
+from syn2real.labels import SPACES
+
+# ---- the enumerations this layer knows -------------------------------------------------------------------
+# One list each, defined here, the lowest layer that needs them; the layers that implement them import them.
+# Names that registries hold (dataset kinds, methods, selectors, backbones, heads) are checked against the
+# registries when a run starts (`syn2real.run.check_names`), so a new entry is one file and nothing else.
+
+#: `optim.name` (syn2real.engine.optim).
+OPTIMIZERS = ("sgd", "adamw")
+#: `train.precision` (syn2real.engine.trainer); fp16 needs CUDA.
+PRECISIONS = ("fp32", "bf16", "fp16")
+#: `train.device`: auto | cpu | cuda | cuda:N.
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+DEVICES_ALLOWED = "auto, cpu, cuda or cuda:N"
+#: `eval.protocol` (syn2real.evaluate.protocols): scoring protocols, each named after its label space.
+EVAL_PROTOCOLS = ("cityscapes19", "synthia16", "synthia13", "camvid11")
+#: `eval.mode` (syn2real.evaluate.inference).
+EVAL_MODES = ("whole", "slide")
+#: `model.output_stride` (syn2real.models.backbones; only dilatable backbones use it).
+OUTPUT_STRIDES = (8, 16, 32)
+#: `active.answers` (syn2real.active.loop).
+ANSWERERS = ("oracle", "human")
 
 
 @dataclass
@@ -164,6 +200,10 @@ class Config:
     def run_dir(self) -> Path:
         return Path(self.out_dir) / self.name
 
+    def validate(self) -> Config:
+        """Check every value (`check_config`); returns self, raises ConfigError on the first bad value."""
+        return check_config(self)
+
 
 # ---- building dataclasses from plain dicts ---------------------------------------------------------------
 
@@ -215,14 +255,19 @@ def _coerce(value, tp, where: str):
     raise ConfigError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
 
 
-def from_dict(cls, data: dict, where: str = "config"):
+def from_dict(cls, data: dict, where: str = "config", check: bool = True):
+    """Build dataclass `cls` from plain data (types coerced, unknown keys refused). A whole `Config` is then
+    checked value by value (`check_config`) unless `check=False` (e.g. for a partial building block)."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(names)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
+    obj = cls(**kwargs)
+    if check and cls is Config:
+        check_config(obj)
+    return obj
 
 
 def to_dict(cfg) -> dict:
@@ -236,6 +281,182 @@ def to_dict(cfg) -> dict:
     return plain(dataclasses.asdict(cfg))
 
 
+# ---- checking values --------------------------------------------------------------------------------------
+# Each failure is one line: the key, what it must be, the value it got.
+
+
+def _fail(key: str, must: str, value, verb: str = "be") -> typing.NoReturn:
+    shown = list(value) if isinstance(value, tuple) else value
+    raise ConfigError(f"{key} must {verb} {must}; got {shown!r}")
+
+
+def _finite(key: str, value: float) -> None:
+    if not math.isfinite(value):
+        _fail(key, "a finite number", value)
+
+
+def _at_least(key: str, value: int, low: int) -> None:
+    if value < low:
+        _fail(key, f"at least {low}", value)
+
+
+def _positive(key: str, value: float) -> None:
+    _finite(key, value)
+    if not value > 0:
+        _fail(key, "> 0", value)
+
+
+def _non_negative(key: str, value: float) -> None:
+    _finite(key, value)
+    if not value >= 0:
+        _fail(key, ">= 0", value)
+
+
+def _within(key: str, value: float, low: float, high: float, high_open: bool = False, low_open: bool = False,
+            must: str = "") -> None:
+    _finite(key, value)
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (above and below):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        _fail(key, f"{interval}{must}", value, verb="lie in")
+
+
+def _one_of(key: str, value, allowed) -> None:
+    if value not in allowed:
+        _fail(key, f"one of {', '.join(map(str, allowed))}", value)
+
+
+def _size(key: str, value: tuple[int, ...] | None, optional: bool = False) -> None:
+    if value is None:
+        if not optional:
+            _fail(key, "a size [H, W]", value)
+        return
+    if not all(v >= 1 for v in value):
+        _fail(key, "positive integers [H, W]" + (" or null" if optional else ""), value)
+
+
+def _check_dataset(key: str, ds: DatasetConfig | None) -> None:
+    if ds is None:
+        return
+    if ds.limit is not None:
+        _at_least(f"{key}.limit", ds.limit, 1)
+
+
+def _check_output(cfg: Config) -> None:
+    if not cfg.name or cfg.name in (".", ".."):
+        _fail("name", "a folder name (the run folder under out_dir)", cfg.name)
+    run_dir = cfg.run_dir
+    for path in (run_dir, *run_dir.parents):
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                key = "name" if path == run_dir else "out_dir"
+                value = cfg.name if key == "name" else cfg.out_dir
+                raise ConfigError(f"{key} must lead to a folder for the run, but {str(path)!r} is an existing "
+                                  f"file; got {value!r}")
+            break
+
+
+def check_config(cfg: Config) -> Config:
+    """Check every value of `cfg` that this layer can judge; returns `cfg`, raises ConfigError (one line
+    naming the key, what is allowed and the value) on the first bad one. `load_config` and
+    `from_dict(Config, ...)` call it; call it (or `cfg.validate()`) on a Config built in code."""
+    _check_output(cfg)
+
+    d = cfg.data
+    for key in ("source", "target", "val"):
+        _check_dataset(f"data.{key}", getattr(d, key))
+    _size("data.resize", d.resize, optional=True)
+    _size("data.crop_size", d.crop_size)
+    low, high = d.scale_range
+    if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
+        _fail("data.scale_range", "[low, high] with 0 < low <= high", d.scale_range)
+    _non_negative("data.color_jitter", d.color_jitter)
+    _size("data.val_resize", d.val_resize, optional=True)
+    _at_least("data.batch_size", d.batch_size, 1)
+    _at_least("data.workers", d.workers, 0)
+
+    m = cfg.model
+    # A model predicts in a label space (engine.runs.model_space); which one the data needs is checked at the run.
+    if m.num_classes not in {space.num_classes for space in SPACES.values()}:
+        known = ", ".join(f"{space.num_classes} ({name})" for name, space in SPACES.items())
+        _fail("model.num_classes", f"the class count of a label space: {known}", m.num_classes)
+    _one_of("model.output_stride", m.output_stride, OUTPUT_STRIDES)
+    if not m.aspp_dilations or not all(r >= 1 for r in m.aspp_dilations):
+        _fail("model.aspp_dilations", "a non-empty list of positive rates", m.aspp_dilations)
+    _at_least("model.head_channels", m.head_channels, 1)
+    _within("model.dropout", m.dropout, 0, 1, high_open=True)
+
+    o = cfg.optim
+    _one_of("optim.name", o.name, OPTIMIZERS)
+    _positive("optim.lr", o.lr)
+    _within("optim.momentum", o.momentum, 0, 1, high_open=True)
+    _non_negative("optim.weight_decay", o.weight_decay)
+    if not all(math.isfinite(b) and 0 <= b < 1 for b in o.betas):
+        _fail("optim.betas", "[0, 1)", o.betas, verb="each lie in")
+    _non_negative("optim.backbone_lr_mult", o.backbone_lr_mult)
+    _non_negative("optim.head_lr_mult", o.head_lr_mult)
+    _at_least("optim.warmup_iters", o.warmup_iters, 0)
+    _within("optim.warmup_ratio", o.warmup_ratio, 0, 1)
+    _non_negative("optim.poly_power", o.poly_power)
+    if o.grad_clip is not None:
+        _finite("optim.grad_clip", o.grad_clip)
+        if not o.grad_clip > 0:
+            _fail("optim.grad_clip", "> 0 or null", o.grad_clip)
+
+    t = cfg.train
+    _at_least("train.iters", t.iters, 1)
+    _at_least("train.eval_every", t.eval_every, 0)
+    _at_least("train.checkpoint_every", t.checkpoint_every, 0)
+    _at_least("train.keep_checkpoints", t.keep_checkpoints, 1)
+    _at_least("train.log_every", t.log_every, 1)
+    _one_of("train.precision", t.precision, PRECISIONS)
+    _at_least("train.seed", t.seed, 0)
+    if not DEVICE_PATTERN.fullmatch(t.device):
+        _fail("train.device", DEVICES_ALLOWED, t.device)
+    if t.precision == "fp16" and t.device == "cpu":
+        _fail("train.precision", "fp32 or bf16 on train.device=cpu (fp16 needs CUDA)", t.precision)
+
+    e = cfg.eval
+    _one_of("eval.protocol", e.protocol, EVAL_PROTOCOLS)
+    _one_of("eval.mode", e.mode, EVAL_MODES)
+    _size("eval.crop_size", e.crop_size)
+    _size("eval.stride", e.stride)
+    if e.mode == "slide" and not all(s <= c for s, c in zip(e.stride, e.crop_size)):
+        _fail("eval.stride", f"at most eval.crop_size={list(e.crop_size)} for sliding windows", e.stride)
+    _at_least("eval.batch_size", e.batch_size, 1)
+
+    if not cfg.method.name:
+        _fail("method.name", "a method name", cfg.method.name)
+
+    a = cfg.active
+    if a.points is not None:
+        _at_least("active.points", a.points, 1)
+    if a.percent is not None:
+        _within("active.percent", a.percent, 0, 100, low_open=True)
+    rounds = list(a.rounds)
+    if not rounds or rounds != sorted(set(rounds)) or rounds[0] < 0:
+        _fail("active.rounds", "increasing iterations >= 0", a.rounds)
+    _one_of("active.answers", a.answers, ANSWERERS)
+    _check_dataset("active.oracle_data", a.oracle_data)
+    _at_least("active.selector_iters", a.selector_iters, 1)
+    _non_negative("active.lambda_discrepancy", a.lambda_discrepancy)
+    _within("active.selector_pseudo_threshold", a.selector_pseudo_threshold, 0, 1, must=" (a softmax confidence)")
+    if a.selector is not None:
+        # Only when active labelling is on: these keys are ignored otherwise.
+        if (a.points is None) == (a.percent is None):
+            raise ConfigError("active.points / active.percent: a labelling budget is either points per image or a "
+                              f"percent of pixels, not both or neither; got points={a.points}, percent={a.percent}")
+        if rounds[-1] >= t.iters:
+            _fail("active.rounds", f"increasing iterations in [0, train.iters={t.iters})", a.rounds)
+        if cfg.data.target is None:
+            _fail("data.target", "set when active.selector is (the images to label)", None)
+        if a.answers == "oracle" and a.oracle_data is None:
+            raise ConfigError("active.oracle_data must be set: active.answers=oracle needs active.oracle_data, the "
+                              "labelled target training split the simulated annotator reads; got None")
+    return cfg
+
+
 # ---- files and overrides ---------------------------------------------------------------------------------
 
 
@@ -246,10 +467,25 @@ def _deep_merge(base: dict, top: dict) -> dict:
     return out
 
 
-def read_yaml(path: str | Path) -> dict:
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return os.path.relpath(path, root)
+    except ValueError:  # another drive
+        return str(path)
+
+
+def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """The mapping in YAML file `path`, merged over its `base:` files (see the module doc); no `base` key left."""
     path = Path(path)
     if not path.is_file():
+        if _chain:
+            raise ConfigError(f"{_chain[-1]}: base: config file not found: {path}")
         raise ConfigError(f"config file not found: {path}")
+    here = path.resolve()
+    if here in _chain:
+        root = _chain[0].parent
+        cycle = " -> ".join(_shown(p, root) for p in (*_chain[_chain.index(here):], here))
+        raise ConfigError(f"{_chain[0]}: base: a file includes itself: {cycle}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -257,9 +493,15 @@ def read_yaml(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     base = data.pop("base", None)
-    if base:
-        data = _deep_merge(read_yaml(path.parent / base), data)
-    return data
+    if not base:
+        return data
+    bases = [base] if isinstance(base, str) else base
+    if not isinstance(bases, list) or not all(isinstance(b, str) and b for b in bases):
+        raise ConfigError(f"{path}: base must be a file name or a list of file names; got {base!r}")
+    merged: dict = {}
+    for b in bases:
+        merged = _deep_merge(merged, read_yaml(path.parent / b, (*_chain, here)))
+    return _deep_merge(merged, data)
 
 
 def apply_override(data: dict, override: str) -> dict:
@@ -286,7 +528,13 @@ PRESETS_DIR = Path(__file__).parent / "configs"
 
 
 def preset_names() -> list[str]:
+    """The runnable presets: the top-level files of `configs/`, by name."""
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def preset_parts() -> list[str]:
+    """The building blocks the presets are composed of (`method/dacs`, ...): `base:` entries, not runnable alone."""
+    return sorted(p.relative_to(PRESETS_DIR).with_suffix("").as_posix() for p in PRESETS_DIR.glob("*/**/*.yaml"))
 
 
 def resolve_config_path(path: str | Path) -> Path:
@@ -308,7 +556,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for o in overrides:
         data = apply_override(data, o)
     where = str(path) if path else "config"
-    return from_dict(Config, data, where)
+    return from_dict(Config, data, where)  # checks every value (check_config)
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -33,18 +33,27 @@ class Registry(Generic[T]):
         self._meta: dict[str, dict[str, Any]] = {}
 
     def register(self, name: str, **meta: Any) -> Callable[[T], T]:
-        def add(obj: T) -> T:
-            if name in self._entries and self._entries[name] is not obj:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
-            self._entries[name] = obj
-            self._meta[name] = meta
+        """A decorator registering what it decorates as `name`."""
+
+        def decorate(obj: T) -> T:
+            self.add(name, obj, **meta)
             return obj
 
-        return add
+        return decorate
 
-    def get(self, name: str) -> T:
+    def add(self, name: str, obj: T, **meta: Any) -> None:
+        """Register `obj` (e.g. a spec that is not a class or function) as `name`."""
+        if name in self._entries and self._entries[name] is not obj:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._entries[name] = obj
+        self._meta[name] = meta
+
+    def get(self, name: str, where: str | None = None) -> T:
+        """The entry `name`; an unknown name is a ConfigError naming the config key (`where`, default the
+        registry's) and the choices."""
         if name not in self._entries:
-            raise ConfigError(f"{self.key}: unknown {self.kind} {name!r}; choose one of {', '.join(self.names())}")
+            raise ConfigError(f"{where or self.key}: unknown {self.kind} {name!r}; choose one of "
+                              f"{', '.join(self.names())}")
         return self._entries[name]
 
     def meta(self, name: str) -> dict[str, Any]:

@@ -16,10 +16,31 @@ from syn2real.engine.trainer import Trainer, build_datasets
 from syn2real.io import read_json
 
 
+def check_names(cfg: Config) -> None:
+    """Every name in `cfg` that a registry holds (dataset kinds, method, backbone, head, selector) is registered:
+    checked before any work, one line naming the key. (The config layer checks everything else when loaded.)"""
+    from syn2real.active.selectors import SELECTORS
+    from syn2real.data import DATASETS
+    from syn2real.methods import METHODS
+    from syn2real.models import BACKBONES, HEADS
+
+    datasets = {"data.source": cfg.data.source, "data.target": cfg.data.target, "data.val": cfg.data.val,
+                "active.oracle_data": cfg.active.oracle_data}
+    for key, ds_cfg in datasets.items():
+        if ds_cfg is not None:
+            DATASETS.get(ds_cfg.kind, where=f"{key}.kind")
+    METHODS.get(cfg.method.name)
+    BACKBONES.get(cfg.model.backbone)
+    HEADS.get(cfg.model.head)
+    if cfg.active.selector is not None:
+        SELECTORS.get(cfg.active.selector)
+
+
 def train(cfg: Config, resume: bool = False, init_from: str | Path | None = None, progress: bool = True) -> Path:
     """Train the run `cfg` describes into `cfg.run_dir` (the CLI's `train`); returns the run folder. With
     `active.selector` set it trains with active-labelling rounds, and with `active.answers: human` it stops at
     a round whose requests wait for a person (run again with `resume=True` once they are answered)."""
+    check_names(cfg)
     try:
         datasets = build_datasets(cfg)
         callbacks = []

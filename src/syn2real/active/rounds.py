@@ -11,6 +11,8 @@ A request folder (the label store's folder) holds:
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -19,18 +21,98 @@ import torch
 from rich.progress import track
 from torch import nn
 
+from syn2real.active.dataset import SparseLabelDataset
+from syn2real.active.pixel_selector import train_selector
 from syn2real.active.requests import Budget, Request
-from syn2real.active.selectors import select
+from syn2real.active.selectors import needs_two_classifiers, select
 from syn2real.active.store import LabelStore, png_bytes
+from syn2real.config import ActiveConfig, DataConfig, DatasetConfig
+from syn2real.data import build_dataset, train_transform
 from syn2real.data.base import SegDataset
+from syn2real.errors import ConfigError, DataError
 from syn2real.io import atomic_write_bytes, atomic_write_json
 from syn2real.evaluate.inference import eval_mode, infer_logits
 from syn2real.labels import IGNORE, LabelSpace
 
 STORE_FILE = "labels.sqlite"
-#: Selectors that need LabOR's two-classifier pixel selector instead of the segmentation model's softmax.
-TWO_CLASSIFIER_SELECTORS = ("labor-spl", "labor-ppl")
 PREVIEW_COLOUR = (255, 0, 255)
+
+
+@dataclass
+class RequestFolder:
+    """A request folder opened for selection: its label store, the target images (never their labels) and the
+    dataset that trains on the store's sparse labels."""
+
+    path: Path
+    store: LabelStore
+    images: SegDataset
+    target: SparseLabelDataset
+
+
+def open_request_folder(path: Path, target: DatasetConfig, data: DataConfig,
+                        space: LabelSpace | None = None) -> RequestFolder:
+    """Open (or start) the request folder `path` for the target images `target`, every image registered in its
+    store, and `meta.json` naming the label space answers are given in (default: the target reader's)."""
+    store = LabelStore(path / STORE_FILE)
+    images = build_dataset(target, None, labels=False)
+    sparse = SparseLabelDataset(images, store, train_transform(data))
+    sparse.register()
+    write_meta(path, space or images.space)
+    return RequestFolder(path, store, images, sparse)
+
+
+def select_round(round_index: int, selector: str, budget: Budget, model: nn.Module, requests: RequestFolder,
+                 source: SegDataset | None, active: ActiveConfig, lr: float, batch_size: int, workers: int, seed: int,
+                 precision: str = "fp32", params: dict | None = None,
+                 progress: bool = False) -> tuple[list[int], dict[str, float]]:
+    """One round: LabOR's pixel selector trained from `model` when `selector` needs it (on the labelled `source`
+    and the store's labels so far), then `run_round`. Returns the new request ids and the pixel selector's last losses.
+    The global random streams are left as they were, so a training run around it is not moved."""
+    with torch.random.fork_rng(devices=[]):
+        pixel_selector, logs = None, {}
+        if needs_two_classifiers(selector):
+            if source is None:
+                raise ValueError(f"{selector} trains LabOR's pixel selector on labelled source frames: pass source")
+            pixel_selector, logs = train_selector(
+                model, source, requests.target, active.selector_iters, lr, active.lambda_discrepancy, batch_size,
+                workers, seed=seed + round_index, pseudo_threshold=active.selector_pseudo_threshold,
+                progress=progress)
+        ids = run_round(round_index, selector, budget, requests.images, requests.store, model, requests.path,
+                        pixel_selector=pixel_selector, params=params, seed=seed, precision=precision,
+                        progress=progress)
+    return ids, logs
+
+
+def select_next_round(run_dir: Path, selector: str, budget: Budget, target: DatasetConfig | None = None,
+                      request_dir: Path | None = None, selector_iters: int | None = None, device: str = "auto",
+                      progress: bool = False) -> tuple[int, list[int], RequestFolder]:
+    """`syn2real select`: the next labelling round for the target images (default: the run's `data.target`),
+    chosen by the trained run `run_dir`, written into `request_dir` (default RUN_DIR/active). Running the same
+    selection again while its round has open requests (after a kill, say) is refused: it would double the budget.
+    Returns the round's index, its request ids and the folder."""
+    from syn2real.engine.runs import load_run, model_space
+
+    cfg, model = load_run(run_dir, device=device)
+    target = target or cfg.data.target
+    if target is None:
+        raise ConfigError(f"{run_dir} has no data.target; name the target images with --data kind:root:split")
+    requests = open_request_folder(request_dir or Path(run_dir) / "active", target, cfg.data, model_space(cfg))
+    rounds = requests.store.rounds()
+    last = max(rounds, default=None)
+    if last is not None and (rounds[last]["method"], rounds[last]["budget"]) == (selector, budget.describe()):
+        open_count = len(requests.store.requests(round_index=last, open_only=True))
+        if open_count:
+            raise DataError(f"{requests.path}: round {last} ({selector}, {budget.describe()}) was selected already "
+                            f"and {open_count} of its requests are open; answer them (syn2real annotate serve / "
+                            f"syn2real label) before selecting the next round")
+    active = cfg.active if selector_iters is None else dataclasses.replace(cfg.active, selector_iters=selector_iters)
+    source = (build_dataset(cfg.data.source, train_transform(cfg.data), labels=True)
+              if needs_two_classifiers(selector) else None)
+    round_index = 0 if last is None else last + 1
+    ids, _ = select_round(round_index, selector, budget, model, requests, source, active, cfg.optim.lr,
+                          cfg.data.batch_size, cfg.data.workers, cfg.train.seed, cfg.train.precision,
+                          params=cfg.active.params if cfg.active.selector == selector else None, progress=progress)
+    return round_index, ids, requests
 
 
 def write_meta(request_dir: Path, space: LabelSpace) -> None:
@@ -68,7 +150,7 @@ def run_round(round_index: int, selector: str, budget: Budget, images: SegDatase
 
     `budget` is this round's share per image. Pixels requested in earlier rounds are never asked again.
     Returns the new request ids (the round is written in one transaction: all or nothing)."""
-    if selector in TWO_CLASSIFIER_SELECTORS and pixel_selector is None:
+    if needs_two_classifiers(selector) and pixel_selector is None:
         raise ValueError(f"{selector} needs LabOR's pixel selector (two classifiers)")
     rng = np.random.default_rng([seed, round_index])
     device = next(model.parameters()).device
@@ -86,7 +168,7 @@ def run_round(round_index: int, selector: str, budget: Budget, images: SegDatase
             # The annotator shows the segmentation model's prediction, whichever model selects.
             predictions[name] = png_bytes(probs.argmax(0).to(torch.uint8).cpu().numpy())
             probs2 = None
-            if selector in TWO_CLASSIFIER_SELECTORS:
+            if pixel_selector is not None:
                 logits1, logits2 = pixel_selector(batch)
                 probs, probs2 = logits1[0].float().softmax(0), logits2[0].float().softmax(0)
             chosen = select(selector, name, probs.cpu(), budget, labelled=store.requested_mask(name),

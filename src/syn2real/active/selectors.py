@@ -13,11 +13,17 @@ never exceed the budget and never touch pixels labelled in earlier rounds:
 | `labor-ppl` | points           | per class, the disagreeing pixels nearest the class prototype (LabOR)         |
 
 Window sums use integral images, so a selection costs O(C·H·W) whatever the window size.
+
+A selector is a function registered with `@SELECTORS.register(name, budgets=..., two_classifier=...)`: it takes
+a `Selection` (one image's inputs) and keyword-only options whose defaults are its paper's; `select()` checks a
+call's budget and options against the registration and the signature.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,8 +31,10 @@ from scipy import ndimage
 
 from syn2real.active.requests import Budget, Request
 from syn2real.errors import ConfigError
+from syn2real.methods.losses import entropy_map
+from syn2real.registry import Registry
 
-SELECTORS = ("random", "entropy", "ripu-pa", "ripu-ra", "labor-spl", "labor-ppl")
+SELECTORS: Registry = Registry("selector", "active.selector")
 
 #: RIPU (Xie et al., CVPR 2022), configs/*/deeplabv2_r101_PA.yaml `RADIUS_K: 32`: impurity window and suppression
 #: half-size of pixel-based selection.
@@ -45,26 +53,6 @@ LABOR_PPL_MIN_DISTANCE = 30
 #: covers much of the image gets many points.
 LABOR_PPL_ALLOCATIONS = ("round-robin", "proportional")
 
-#: The keyword parameters each selector takes, with their defaults.
-PARAMS = {
-    "random": {},
-    "entropy": {"k": RIPU_PA_K},
-    "ripu-pa": {"k": RIPU_PA_K},
-    "ripu-ra": {"k": RIPU_RA_K},
-    "labor-spl": {},
-    "labor-ppl": {"min_distance": LABOR_PPL_MIN_DISTANCE, "allocation": "round-robin"},
-}
-#: The budget kinds each selector supports.
-BUDGET_KINDS = {
-    "random": ("points", "percent"),
-    "entropy": ("points", "percent"),
-    "ripu-pa": ("points",),
-    "ripu-ra": ("percent",),
-    "labor-spl": ("percent",),
-    "labor-ppl": ("points",),
-}
-
-
 def scale_k(k: int, width: int, reference_width: int = RIPU_REFERENCE_WIDTH) -> int:
     """A window half-size given for `reference_width`-wide images, scaled to `width` (at least 1)."""
     return max(1, round(k * width / reference_width))
@@ -75,7 +63,7 @@ def scale_k(k: int, width: int, reference_width: int = RIPU_REFERENCE_WIDTH) -> 
 
 def normalized_entropy(probs: torch.Tensor) -> torch.Tensor:
     """Prediction entropy of a (C, H, W) softmax divided by log C: (H, W) in [0, 1]."""
-    return -torch.special.xlogy(probs, probs).sum(0) / math.log(probs.shape[0])
+    return entropy_map(probs[None])[0]
 
 
 def region_impurity(pred: torch.Tensor, num_classes: int, k: int) -> torch.Tensor:
@@ -97,36 +85,65 @@ def inconsistency_mask(probs: torch.Tensor, probs2: torch.Tensor) -> np.ndarray:
 # ---- entry point ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Selection:
+    """One image's inputs to a selector: its name, the (C, H, W) softmax, the second classifier's softmax (LabOR
+    selectors), the budget, the (H, W) bool pixels still selectable and a generator (random selectors)."""
+
+    image: str
+    probs: torch.Tensor
+    probs2: torch.Tensor | None
+    budget: Budget
+    selectable: np.ndarray
+    rng: np.random.Generator | None
+
+    @property
+    def pixels(self) -> int:
+        """The budget in pixels of this image."""
+        return self.budget.pixels(*self.selectable.shape)
+
+
+def selector_options(name: str) -> dict:
+    """The options selector `name` takes, with their defaults (its keyword-only parameters)."""
+    parameters = inspect.signature(SELECTORS.get(name)).parameters.values()
+    return {p.name: p.default for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def needs_two_classifiers(name: str) -> bool:
+    """Whether selector `name` reads LabOR's second classifier (`probs2`)."""
+    return SELECTORS.meta(name).get("two_classifier", False)
+
+
 def select(method: str, image: str, probs: torch.Tensor, budget: Budget, *, labelled: np.ndarray | None = None,
            probs2: torch.Tensor | None = None, rng: np.random.Generator | None = None, **params) -> list[Request]:
     """Requests for `image` chosen by `method` from its (C, H, W) softmax `probs`, within `budget`, avoiding the
     (H, W) bool `labelled` pixels. `probs2` (second classifier) is needed by the LabOR selectors, `rng` by
-    `random`; `params` override the method's defaults in `PARAMS`."""
-    if method not in SELECTORS:
-        raise ConfigError(f"unknown selector {method!r}; valid: {', '.join(SELECTORS)}")
-    unknown = sorted(set(params) - set(PARAMS[method]))
+    `random`; `params` override the selector's option defaults."""
+    selector = SELECTORS.get(method)
+    defaults = selector_options(method)
+    unknown = sorted(set(params) - set(defaults))
     if unknown:
-        valid = ", ".join(PARAMS[method]) or "none"
+        valid = ", ".join(defaults) or "none"
         raise ConfigError(f"unknown parameter(s) {', '.join(unknown)} for selector {method!r}; valid: {valid}")
     if not isinstance(budget, Budget):
         raise ConfigError(f"budget must be a Budget, got {type(budget).__name__}")
     kind = "points" if budget.points is not None else "percent"
-    if kind not in BUDGET_KINDS[method]:
-        raise ConfigError(f"selector {method!r} takes a {' or '.join(BUDGET_KINDS[method])} budget, "
-                          f"got {budget.describe()}")
-    settings = {**PARAMS[method], **params}
+    budgets = SELECTORS.meta(method)["budgets"]
+    if kind not in budgets:
+        raise ConfigError(f"selector {method!r} takes a {' or '.join(budgets)} budget, got {budget.describe()}")
+    settings = {**defaults, **params}
     _check_settings(method, settings)
 
     probs = _checked_probs(probs, "probs")
     height, width = probs.shape[1:]
-    if method.startswith("labor-"):
+    if needs_two_classifiers(method):
         if probs2 is None:
             raise ConfigError(f"selector {method!r} needs probs2, the second classifier's softmax")
         probs2 = _checked_probs(probs2, "probs2")
         if probs2.shape != probs.shape:
             raise ValueError(f"probs2 has shape {tuple(probs2.shape)}, probs {tuple(probs.shape)}")
-    if method == "random" and rng is None:
-        raise ConfigError("selector 'random' needs rng (a numpy Generator) so the selection is reproducible")
+    if SELECTORS.meta(method).get("random") and rng is None:
+        raise ConfigError(f"selector {method!r} needs rng (a numpy Generator) so the selection is reproducible")
     if labelled is None:
         selectable = np.ones((height, width), bool)
     else:
@@ -135,19 +152,7 @@ def select(method: str, image: str, probs: torch.Tensor, budget: Budget, *, labe
             raise ValueError(f"labelled must be a bool array of shape {(height, width)}, "
                              f"got {labelled.dtype} {labelled.shape}")
         selectable = ~labelled
-
-    if method == "random":
-        return _random(image, budget, selectable, rng)
-    if method == "entropy":
-        return _entropy(image, probs, budget, selectable, settings["k"])
-    if method == "ripu-pa":
-        return _ripu_pa(image, probs, budget.points, selectable, settings["k"])
-    if method == "ripu-ra":
-        return _ripu_ra(image, probs, budget.pixels(height, width), selectable, settings["k"])
-    if method == "labor-spl":
-        return _labor_spl(image, probs, probs2, budget.pixels(height, width), selectable)
-    return _labor_ppl(image, probs, probs2, budget.points, selectable, settings["min_distance"],
-                      settings["allocation"])
+    return selector(Selection(image, probs, probs2, budget, selectable, rng), **settings)
 
 
 def _check_settings(method: str, settings: dict) -> None:
@@ -177,42 +182,52 @@ def _checked_probs(probs: torch.Tensor, name: str) -> torch.Tensor:
 # ---- selectors -----------------------------------------------------------------------------------------------
 
 
-def _random(image: str, budget: Budget, selectable: np.ndarray, rng: np.random.Generator) -> list[Request]:
-    pool = np.flatnonzero(selectable)
-    width = selectable.shape[1]
-    if budget.points is not None:
-        chosen = rng.choice(pool, size=min(budget.points, pool.size), replace=False)
-        return [Request.point(image, i % width, i // width) for i in chosen.tolist()]
-    return _spread_regions(image, np.zeros(selectable.shape), rng.permutation(pool), selectable, RIPU_RA_K,
-                           budget.pixels(*selectable.shape))
+@SELECTORS.register("random", budgets=("points", "percent"), random=True)
+def random_pixels(s: Selection) -> list[Request]:
+    """Uniform unlabelled pixels, or random non-overlapping 3x3 regions."""
+    pool = np.flatnonzero(s.selectable)
+    width = s.selectable.shape[1]
+    if s.budget.points is not None:
+        chosen = s.rng.choice(pool, size=min(s.budget.points, pool.size), replace=False)
+        return [Request.point(s.image, i % width, i // width) for i in chosen.tolist()]
+    return _spread_regions(s.image, np.zeros(s.selectable.shape), s.rng.permutation(pool), s.selectable, RIPU_RA_K,
+                           s.pixels)
 
 
-def _entropy(image: str, probs: torch.Tensor, budget: Budget, selectable: np.ndarray, k: int) -> list[Request]:
-    uncertainty = normalized_entropy(probs)
-    if budget.points is not None:
+@SELECTORS.register("entropy", budgets=("points", "percent"))
+def entropy(s: Selection, *, k: int = RIPU_PA_K) -> list[Request]:
+    """The most uncertain pixels (normalised entropy) with window suppression, or 3x3 regions by mean entropy."""
+    uncertainty = normalized_entropy(s.probs)
+    if s.budget.points is not None:
         score = uncertainty.numpy()
-        return _spread_points(image, score, _best_first(score, selectable), budget.points, k)
-    score = _selectable_mean(uncertainty, selectable, RIPU_RA_K).numpy()
-    return _spread_regions(image, score, _best_first(score, selectable), selectable, RIPU_RA_K,
-                           budget.pixels(*selectable.shape))
+        return _spread_points(s.image, score, _best_first(score, s.selectable), s.budget.points, k)
+    score = _selectable_mean(uncertainty, s.selectable, RIPU_RA_K).numpy()
+    return _spread_regions(s.image, score, _best_first(score, s.selectable), s.selectable, RIPU_RA_K, s.pixels)
 
 
-def _ripu_pa(image: str, probs: torch.Tensor, points: int, selectable: np.ndarray, k: int) -> list[Request]:
-    score = (region_impurity(probs.argmax(0), probs.shape[0], k) * normalized_entropy(probs)).numpy()
-    return _spread_points(image, score, _best_first(score, selectable), points, k)
+@SELECTORS.register("ripu-pa", budgets=("points",))
+def ripu_pixels(s: Selection, *, k: int = RIPU_PA_K) -> list[Request]:
+    """RIPU's pixel-based selection: region impurity x uncertainty, (2k+1)^2 window suppression."""
+    score = (region_impurity(s.probs.argmax(0), s.probs.shape[0], k) * normalized_entropy(s.probs)).numpy()
+    return _spread_points(s.image, score, _best_first(score, s.selectable), s.budget.points, k)
 
 
-def _ripu_ra(image: str, probs: torch.Tensor, pixels: int, selectable: np.ndarray, k: int) -> list[Request]:
+@SELECTORS.register("ripu-ra", budgets=("percent",))
+def ripu_regions(s: Selection, *, k: int = RIPU_RA_K) -> list[Request]:
+    """RIPU's region-based selection: (2k+1)^2 regions by impurity x mean uncertainty, suppression radius 2k."""
     # Impurity describes the predicted structure of the whole window; the uncertainty is averaged over the
     # pixels the region would actually ask for.
-    impurity = region_impurity(probs.argmax(0), probs.shape[0], k)
-    score = (impurity * _selectable_mean(normalized_entropy(probs), selectable, k)).numpy()
-    return _spread_regions(image, score, _best_first(score, selectable), selectable, k, pixels)
+    impurity = region_impurity(s.probs.argmax(0), s.probs.shape[0], k)
+    score = (impurity * _selectable_mean(normalized_entropy(s.probs), s.selectable, k)).numpy()
+    return _spread_regions(s.image, score, _best_first(score, s.selectable), s.selectable, k, s.pixels)
 
 
-def _labor_spl(image: str, probs: torch.Tensor, probs2: torch.Tensor, pixels: int,
-               selectable: np.ndarray) -> list[Request]:
-    mask = inconsistency_mask(probs, probs2) & selectable
+@SELECTORS.register("labor-spl", budgets=("percent",), two_classifier=True)
+def labor_segments(s: Selection) -> list[Request]:
+    """LabOR's segment-based labelling: connected segments where the two classifiers disagree, most
+    discrepant first."""
+    image, probs, probs2, pixels = s.image, s.probs, s.probs2, s.pixels
+    mask = inconsistency_mask(probs, probs2) & s.selectable
     segments, count = ndimage.label(mask, structure=np.ones((3, 3), int))
     if count == 0:
         return []
@@ -235,8 +250,11 @@ def _labor_spl(image: str, probs: torch.Tensor, probs2: torch.Tensor, pixels: in
     return requests
 
 
-def _labor_ppl(image: str, probs: torch.Tensor, probs2: torch.Tensor, points: int, selectable: np.ndarray,
-               min_distance: float, allocation: str) -> list[Request]:
+@SELECTORS.register("labor-ppl", budgets=("points",), two_classifier=True)
+def labor_points(s: Selection, *, min_distance: float = LABOR_PPL_MIN_DISTANCE,
+                 allocation: str = "round-robin") -> list[Request]:
+    """LabOR's point-based labelling: per class, the disagreeing pixels nearest the class prototype."""
+    image, probs, probs2, points, selectable = s.image, s.probs, s.probs2, s.budget.points, s.selectable
     ys, xs = np.nonzero(inconsistency_mask(probs, probs2) & selectable)
     if ys.size == 0:
         return []

@@ -30,6 +30,7 @@ from torchvision import tv_tensors
 from syn2real.config import DatasetConfig
 from syn2real.errors import ConfigError, DataError
 from syn2real.labels import CITYSCAPES19, IGNORE, LabelSpace, make_lut
+from syn2real.registry import Registry
 
 #: How many offending files an error message names before it says "and N more".
 MAX_LISTED = 10
@@ -82,6 +83,10 @@ def read_index_png(path: Path) -> np.ndarray:
             raise DataError(f"{path}: label ids outside 0..65535")
         raw = raw.astype(np.uint16)
     return raw
+
+
+#: Dataset readers by `kind` (DatasetConfig.kind): `@DATASETS.register(kind)` on a SegDataset subclass.
+DATASETS: Registry = Registry("dataset kind", "kind")
 
 
 class SegDataset(Dataset):

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syn2real.data.base import SegDataset
+from syn2real.data.base import DATASETS, SegDataset
 from syn2real.errors import DataError
 from syn2real.labels import CAMVID11, CAMVID11_TO_CITYSCAPES19, CAMVID_ID_TO_CAMVID11, CITYSCAPES19
 
 CAMVID_UNLABELLED = 11
 
 
+@DATASETS.register("camvid")
 class CamVidDataset(SegDataset):
     kind = "camvid"
     layout = "root/{split}.txt ('image label' lines) or root/{split}/*.png + root/{split}annot/*.png"
@@ -53,6 +54,7 @@ class CamVidDataset(SegDataset):
         return self.root / path.parent.name / path.name
 
 
+@DATASETS.register("camvid19")
 class CamVid19Dataset(CamVidDataset):
     kind = "camvid19"
     space = CITYSCAPES19

@@ -4,7 +4,7 @@ in `root/{split}/` or directly in `root` (a flat folder has no splits: every spl
 
 from __future__ import annotations
 
-from syn2real.data.base import SegDataset
+from syn2real.data.base import DATASETS, SegDataset
 from syn2real.labels import CARLA_ID_TO_TRAIN
 
 #: 0 is unlabelled; 20..28 are CARLA's extra classes (static, dynamic, other, water, road line, ground,
@@ -12,6 +12,7 @@ from syn2real.labels import CARLA_ID_TO_TRAIN
 CARLA_VOID_IDS = frozenset({0, *range(20, 29)})
 
 
+@DATASETS.register("carla")
 class CarlaDataset(SegDataset):
     kind = "carla"
     layout = "root/[{split}/]*_img.png + *_labelIds.png beside them"

@@ -10,7 +10,7 @@ from pathlib import Path
 from cityscapesscripts.helpers.labels import labels as _cityscapes_labels
 
 from syn2real.config import DatasetConfig
-from syn2real.data.base import SegDataset
+from syn2real.data.base import DATASETS, SegDataset
 from syn2real.labels import CITYSCAPES_ID_TO_TRAIN, IGNORE
 
 #: Every Cityscapes label id (0..33); those without a train id (unlabeled, ego vehicle, ...) are void.
@@ -19,6 +19,7 @@ CITYSCAPES_LABEL_IDS = frozenset(lb.id for lb in _cityscapes_labels if lb.id >= 
 CITYSCAPES_VOID_IDS = CITYSCAPES_LABEL_IDS - set(CITYSCAPES_ID_TO_TRAIN)
 
 
+@DATASETS.register("cityscapes")
 class CityscapesDataset(SegDataset):
     """Fine annotations as label ids; if a split only has `*_gtFine_labelTrainIds.png` (made by
     cityscapesscripts' createTrainIdLabelImgs), those are read as they are."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from syn2real.config import DatasetConfig
-from syn2real.data.base import SegDataset
+from syn2real.data.base import DATASETS, SegDataset
 from syn2real.errors import ConfigError
 from syn2real.labels import IGNORE, LabelSpace, get_space
 
@@ -50,6 +50,7 @@ def read_id_map(path: Path) -> tuple[dict[int, int], LabelSpace]:
     return ids, space
 
 
+@DATASETS.register("folder")
 class FolderDataset(SegDataset):
     kind = "folder"
     layout = "root/images/*.{png,jpg} + root/masks/{stem}.png + an id map YAML [+ root/{split}.txt]"

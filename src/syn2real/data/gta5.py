@@ -5,11 +5,12 @@ line) selects a split when present, otherwise `train` / `all` read every frame.
 
 from __future__ import annotations
 
-from syn2real.data.base import SegDataset
+from syn2real.data.base import DATASETS, SegDataset
 from syn2real.data.cityscapes import CITYSCAPES_VOID_IDS
 from syn2real.labels import CITYSCAPES_ID_TO_TRAIN
 
 
+@DATASETS.register("gta5")
 class GTA5Dataset(SegDataset):
     kind = "gta5"
     layout = "root/images/*.png + root/labels/*.png (same names) [+ root/{split}.txt]"

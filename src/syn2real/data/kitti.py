@@ -5,7 +5,7 @@ splits: every split name reads it).
 
 from __future__ import annotations
 
-from syn2real.data.base import SegDataset
+from syn2real.data.base import DATASETS, SegDataset
 from syn2real.data.cityscapes import CITYSCAPES_VOID_IDS
 from syn2real.errors import DataError
 from syn2real.labels import CITYSCAPES_ID_TO_TRAIN
@@ -13,6 +13,7 @@ from syn2real.labels import CITYSCAPES_ID_TO_TRAIN
 _SPLIT_FOLDERS = {"train": "training", "test": "testing"}
 
 
+@DATASETS.register("kitti")
 class KittiDataset(SegDataset):
     kind = "kitti"
     layout = "root/[training/]image_2/*.png + root/[training/]semantic/*.png"

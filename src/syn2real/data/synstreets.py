@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from syn2real.config import DatasetConfig
-from syn2real.data.base import SegDataset
+from syn2real.data.base import DATASETS, SegDataset
 from syn2real.io import read_json
 from syn2real.labels import CITYSCAPES19, IGNORE
 
+@DATASETS.register("synstreets")
 class SynStreetsDataset(SegDataset):
     kind = "synstreets"
     layout = "root/images/{split}/NNNNNN.png + root/labels/{split}/NNNNNN.png + root/manifest.json"

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from syn2real.data.base import SegDataset
+from syn2real.data.base import DATASETS, SegDataset
 from syn2real.errors import DataError
 from syn2real.labels import SYNTHIA_ID_TO_TRAIN
 
@@ -20,6 +20,7 @@ from syn2real.labels import SYNTHIA_ID_TO_TRAIN
 SYNTHIA_VOID_IDS = frozenset(range(23)) - set(SYNTHIA_ID_TO_TRAIN)
 
 
+@DATASETS.register("synthia")
 class SynthiaDataset(SegDataset):
     kind = "synthia"
     layout = "root/RGB/*.png + root/GT/LABELS/*.png (16-bit, class id in R) [+ root/{split}.txt]"

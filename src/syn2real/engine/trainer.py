@@ -18,6 +18,7 @@ import os
 import random
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +36,8 @@ from syn2real.engine.logging import RunLogger
 from syn2real.engine.optim import build_optimizer, build_scheduler
 from syn2real.engine.runs import resolve_device
 from syn2real.errors import ConfigError, TrainingError, WeightsError
+from syn2real.evaluate.inference import autocast
 from syn2real.methods import Method, build_method
-
-_AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def build_datasets(cfg: Config) -> dict[str, Dataset | None]:
@@ -126,7 +126,9 @@ class Trainer:
         self.is_main = ddp.is_main_process()
         self.run_dir = cfg.run_dir
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self.amp_dtype = _amp_dtype(cfg.train.precision, device)
+        self.precision = cfg.train.precision
+        if self.precision == "fp16" and device.type != "cuda":
+            raise ConfigError("train.precision: fp16 needs CUDA (a loss scaler); use bf16 on CPU")
         _set_determinism(cfg.train.deterministic, device)
         self._check_run_dir(resume)
 
@@ -153,7 +155,7 @@ class Trainer:
         self.optimizers = [build_optimizer(cfg.optim, method.param_groups()), *method.extra_optimizers()]
         self.schedulers = [build_scheduler(opt, cfg.optim, cfg.train.iters) for opt in self.optimizers]
         ddp.broadcast_from_rank0([*self._params(), *self.model.buffers()])
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         method.grad_scaler = self.scaler
         train_sets = {"source": method.wrap_source_dataset(datasets["source"], progress=progress and self.is_main),
                       "target": datasets.get("target")}
@@ -284,8 +286,8 @@ class Trainer:
         self.logger.close()
         return {"step": self.step, "paused": False, **final}
 
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+    def _autocast(self) -> AbstractContextManager:
+        return autocast(self.device.type, self.precision)
 
     def _params(self) -> list[nn.Parameter]:
         """Everything the optimisers update."""
@@ -398,14 +400,6 @@ def _load_model_weights(model: nn.Module, weights: dict[str, torch.Tensor], sour
         model.load_state_dict(weights)
     except RuntimeError as e:
         raise WeightsError(f"{source}: weights do not fit this model ({e})") from None
-
-
-def _amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision not in _AMP_DTYPES:
-        raise ConfigError(f"train.precision: unknown {precision!r}; choose fp32, bf16 or fp16")
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision: fp16 needs CUDA (a loss scaler); use bf16 on CPU")
-    return _AMP_DTYPES[precision]
 
 
 def _set_determinism(deterministic: bool, device: torch.device) -> None:

@@ -13,18 +13,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from syn2real.config import PRECISIONS
 from syn2real.errors import ConfigError
 
-_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+#: The autocast dtype of each `train.precision` (fp32: no autocast), for training and inference alike.
+AUTOCAST_DTYPES = dict(zip(PRECISIONS, (None, torch.bfloat16, torch.float16), strict=True))
 
 
 def autocast(device_type: str, precision: str) -> AbstractContextManager:
     """An autocast context for `precision` ("fp32" | "bf16" | "fp16") on any device type."""
-    if precision == "fp32":
+    if precision not in AUTOCAST_DTYPES:
+        raise ConfigError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+    if AUTOCAST_DTYPES[precision] is None:
         return nullcontext()
-    if precision not in _AUTOCAST_DTYPES:
-        raise ConfigError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
-    return torch.autocast(device_type=device_type, dtype=_AUTOCAST_DTYPES[precision])
+    return torch.autocast(device_type=device_type, dtype=AUTOCAST_DTYPES[precision])
 
 
 @contextmanager

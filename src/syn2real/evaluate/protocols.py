@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from syn2real.config import EVAL_PROTOCOLS
 from syn2real.errors import ConfigError
 from syn2real.labels import (
     CITYSCAPES19,
@@ -54,7 +55,7 @@ _FROM_CITYSCAPES19 = {
     "camvid11": make_lut(CITYSCAPES19_TO_CAMVID11),
 }
 
-PROTOCOLS = tuple(_FROM_CITYSCAPES19)
+PROTOCOLS = EVAL_PROTOCOLS
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from syn2real.config import ModelConfig
-from syn2real.errors import ConfigError
 from syn2real.models.backbones import BACKBONES, Backbone, build_backbone, efficientnet_lite0_classifier
 from syn2real.models.heads import HEADS, ASPPHead, DAFormerHead, DeepLabV3PlusHead, SegFormerHead
 from syn2real.models.segmentor import Segmentor
@@ -17,10 +16,8 @@ __all__ = [
 def build_model(cfg: ModelConfig) -> Segmentor:
     """Backbone `cfg.backbone` with weights `cfg.pretrained`, head `cfg.head`, `cfg.num_classes` outputs."""
     # Check both names before building anything, so a typo does not wait for weights to load.
-    if cfg.head not in HEADS:
-        raise ConfigError(f"model.head: unknown head {cfg.head!r}; valid: {', '.join(HEADS)}")
-    if cfg.backbone not in BACKBONES:
-        raise ConfigError(f"model.backbone: unknown backbone {cfg.backbone!r}; valid: {', '.join(BACKBONES)}")
+    head_class = HEADS.get(cfg.head)
+    BACKBONES.get(cfg.backbone)
     backbone = build_backbone(cfg.backbone, cfg.pretrained, cfg.output_stride)
-    head = HEADS[cfg.head](backbone.feature_channels, backbone.reductions, cfg)
+    head = head_class.from_config(backbone.feature_channels, backbone.reductions, cfg)
     return Segmentor(backbone, head, cfg.num_classes)

@@ -19,7 +19,9 @@ import timm
 import torch
 from torch import nn
 
+from syn2real.config import OUTPUT_STRIDES
 from syn2real.errors import ConfigError, WeightsError
+from syn2real.registry import Registry
 
 OFFLINE_TAG = "imagenet-offline"
 HUB_TAGS = ("timm", "hub")
@@ -35,21 +37,19 @@ class BackboneSpec:
     dilatable: bool = False
 
 
-BACKBONES: dict[str, BackboneSpec] = {
-    "resnet50": BackboneSpec("resnet50", (1, 2, 3, 4), dilatable=True),
-    "resnet101": BackboneSpec("resnet101", (1, 2, 3, 4), dilatable=True),
-    # The bundled weights are TensorFlow-trained: timm's `tf_` variant reproduces TF "same" padding. Measured:
-    # with it chelsea -> 285 at p=0.79 and coffee -> 967 at p=0.88; with symmetric padding only 0.62 / 0.80.
-    "efficientnet_lite0": BackboneSpec("tf_efficientnet_lite0", (1, 2, 3, 4)),
-    "mobilenetv3_large_100": BackboneSpec("mobilenetv3_large_100", (1, 2, 3, 4)),
-    "convnext_tiny": BackboneSpec("convnext_tiny", (0, 1, 2, 3)),
-    # timm has no SegFormer MiT; PVTv2 (same authors, overlapping patch embedding, spatial-reduction attention,
-    # conv in the MLP) is the closest. pvt_v2_b0 / b1 have MiT-B0 / B1's widths (32-256 / 64-512).
-    "pvt_v2_b0": BackboneSpec("pvt_v2_b0", (0, 1, 2, 3)),
-    "pvt_v2_b1": BackboneSpec("pvt_v2_b1", (0, 1, 2, 3)),
-}
-
-# Backbones that have weights bundled in an installed package.
+#: Backbones by `model.backbone`: timm feature extractors, one spec each.
+BACKBONES: Registry[BackboneSpec] = Registry("backbone", "model.backbone")
+BACKBONES.add("resnet50", BackboneSpec("resnet50", (1, 2, 3, 4), dilatable=True))
+BACKBONES.add("resnet101", BackboneSpec("resnet101", (1, 2, 3, 4), dilatable=True))
+# The bundled weights are TensorFlow-trained: timm's `tf_` variant reproduces TF "same" padding. Measured: with it
+# chelsea -> 285 at p=0.79 and coffee -> 967 at p=0.88; with symmetric padding only 0.62 / 0.80.
+BACKBONES.add("efficientnet_lite0", BackboneSpec("tf_efficientnet_lite0", (1, 2, 3, 4)))
+BACKBONES.add("mobilenetv3_large_100", BackboneSpec("mobilenetv3_large_100", (1, 2, 3, 4)))
+BACKBONES.add("convnext_tiny", BackboneSpec("convnext_tiny", (0, 1, 2, 3)))
+# timm has no SegFormer MiT; PVTv2 (same authors, overlapping patch embedding, spatial-reduction attention, conv in
+# the MLP) is the closest. pvt_v2_b0 / b1 have MiT-B0 / B1's widths (32-256 / 64-512).
+BACKBONES.add("pvt_v2_b0", BackboneSpec("pvt_v2_b0", (0, 1, 2, 3)))
+BACKBONES.add("pvt_v2_b1", BackboneSpec("pvt_v2_b1", (0, 1, 2, 3)))
 OFFLINE_BACKBONES = ("efficientnet_lite0",)
 
 
@@ -73,13 +73,11 @@ class Backbone(nn.Module):
 
 def build_backbone(name: str, pretrained: str | None = None, output_stride: int = 32) -> Backbone:
     """Build backbone `name` (a key of BACKBONES) with weights chosen by `pretrained` (see module doc)."""
-    if name not in BACKBONES:
-        raise ConfigError(f"model.backbone: unknown backbone {name!r}; valid: {', '.join(BACKBONES)}")
-    spec = BACKBONES[name]
+    spec = BACKBONES.get(name)
     kwargs: dict = dict(features_only=True, out_indices=spec.out_indices)
     if spec.dilatable:
-        if output_stride not in (8, 16, 32):
-            raise ConfigError(f"model.output_stride: {output_stride} for {name}; use 8, 16 or 32")
+        if output_stride not in OUTPUT_STRIDES:
+            raise ConfigError(f"model.output_stride: {output_stride} for {name}; use one of {OUTPUT_STRIDES}")
         kwargs["output_stride"] = output_stride
 
     if pretrained is None:

@@ -1,12 +1,11 @@
 """Decode heads: backbone features (strides ~4, 8, 16, 32) -> class logits at the head's resolution.
 
 Every head is `forward_features` (fused features) then dropout then `classifier`, so a method can put a second
-classifier on the same features (`head.classifier` shows the input width and form to copy).
+classifier on the same features (`head.classifier` shows the input width and form to copy). A head registers
+its name (`model.head`) with `@HEADS.register(name)` and builds itself from the config in `from_config`.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +14,7 @@ from torchvision.ops import Conv2dNormActivation
 
 from syn2real.config import ModelConfig
 from syn2real.errors import ConfigError
+from syn2real.registry import Registry
 
 
 def _resize(x: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:
@@ -36,12 +36,21 @@ def _classifier(in_channels: int, num_classes: int) -> nn.Conv2d:
     return conv
 
 
+#: Decode heads by `model.head`: `@HEADS.register(name)` on a head class with a `from_config` constructor.
+HEADS: Registry = Registry("head", "model.head")
+
+
 class _Head(nn.Module):
     classifier: nn.Module
 
     def __init__(self, dropout: float):
         super().__init__()
         self.dropout = nn.Dropout2d(dropout)
+
+    @classmethod
+    def from_config(cls, channels: list[int], reductions: list[int], cfg: ModelConfig) -> _Head:
+        """The head for backbone features of `channels` at strides `reductions`, as `cfg` (model) says."""
+        raise NotImplementedError
 
     def forward_features(self, feats: list[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
@@ -66,6 +75,7 @@ class ASPPClassifier(nn.Module):
         return sum(branch(x) for branch in self.branches)
 
 
+@HEADS.register("aspp")
 class ASPPHead(_Head):
     """DeepLab-V2 (Chen et al., TPAMI 2017) on the deepest feature.
 
@@ -73,6 +83,10 @@ class ASPPHead(_Head):
     branch, so its numbers come from (6, 12). Both are meant for a stride-8 feature (dilated ResNet).
     Dropout here acts on the backbone feature; DeepLab-V2 has none (`model.dropout=0` reproduces it).
     """
+
+    @classmethod
+    def from_config(cls, channels: list[int], reductions: list[int], cfg: ModelConfig) -> _Head:
+        return cls(channels, cfg.num_classes, tuple(cfg.aspp_dilations), cfg.dropout)
 
     def __init__(self, in_channels: list[int], num_classes: int, dilations: tuple[int, ...], dropout: float):
         super().__init__(dropout)
@@ -84,6 +98,7 @@ class ASPPHead(_Head):
         return feats[-1]
 
 
+@HEADS.register("deeplabv3plus")
 class DeepLabV3PlusHead(_Head):
     """DeepLabV3+ (Chen et al., ECCV 2018): ASPP on the deepest feature, skip from the first (stride-4)
     feature, 3x3 refinement.
@@ -95,6 +110,10 @@ class DeepLabV3PlusHead(_Head):
     """
 
     low_level_channels = 48  # the paper's reduction of the skip feature
+
+    @classmethod
+    def from_config(cls, channels: list[int], reductions: list[int], cfg: ModelConfig) -> _Head:
+        return cls(channels, reductions, cfg.num_classes, cfg.head_channels, cfg.dropout)
 
     def __init__(self, in_channels: list[int], reductions: list[int], num_classes: int, channels: int, dropout: float):
         super().__init__(dropout)
@@ -119,10 +138,15 @@ class DeepLabV3PlusHead(_Head):
         return self.refine(torch.cat([context, self.low_level(low)], 1))
 
 
+@HEADS.register("segformer")
 class SegFormerHead(_Head):
     """SegFormer's all-MLP decoder (Xie et al., NeurIPS 2021): per-level linear embedding, upsampling to the
     first (stride-4) level, concatenation, a linear fusion with BN + ReLU. The paper embeds to 256 channels
     (B0/B1) or 768 (B2-B5); `channels` sets it."""
+
+    @classmethod
+    def from_config(cls, channels: list[int], reductions: list[int], cfg: ModelConfig) -> _Head:
+        return cls(channels, cfg.num_classes, cfg.head_channels, cfg.dropout)
 
     def __init__(self, in_channels: list[int], num_classes: int, channels: int, dropout: float):
         super().__init__(dropout)
@@ -135,10 +159,15 @@ class SegFormerHead(_Head):
         return self.fuse(torch.cat([_resize(embed(f), size) for embed, f in zip(self.embed, feats)], 1))
 
 
+@HEADS.register("daformer")
 class DAFormerHead(_Head):
     """DAFormer's context-aware fusion (Hoyer et al., CVPR 2022): per-level linear embedding, upsampling to
     stride 4, then ASPP-like depthwise-separable dilated convs (rates 1, 6, 12, 18; rate 1 is a 1x1 conv) over
     the concatenation and a 3x3 bottleneck. The paper uses 256 channels; `channels` sets it."""
+
+    @classmethod
+    def from_config(cls, channels: list[int], reductions: list[int], cfg: ModelConfig) -> _Head:
+        return cls(channels, cfg.num_classes, cfg.head_channels, cfg.dropout)
 
     def __init__(
         self,
@@ -162,13 +191,3 @@ class DAFormerHead(_Head):
         size = feats[0].shape[-2:]
         x = torch.cat([_resize(embed(f), size) for embed, f in zip(self.embed, feats)], 1)
         return self.bottleneck(torch.cat([branch(x) for branch in self.context], 1))
-
-
-HeadBuilder = Callable[[list[int], list[int], ModelConfig], _Head]
-
-HEADS: dict[str, HeadBuilder] = {
-    "aspp": lambda ch, red, cfg: ASPPHead(ch, cfg.num_classes, tuple(cfg.aspp_dilations), cfg.dropout),
-    "deeplabv3plus": lambda ch, red, cfg: DeepLabV3PlusHead(ch, red, cfg.num_classes, cfg.head_channels, cfg.dropout),
-    "segformer": lambda ch, red, cfg: SegFormerHead(ch, cfg.num_classes, cfg.head_channels, cfg.dropout),
-    "daformer": lambda ch, red, cfg: DAFormerHead(ch, cfg.num_classes, cfg.head_channels, cfg.dropout),
-}
