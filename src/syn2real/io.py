@@ -7,8 +7,12 @@ import json
 import os
 import tempfile
 from contextlib import contextmanager
+from io import BytesIO
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from PIL import Image
 
 from syn2real.errors import DataError
 
@@ -50,3 +54,10 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{path}: not a readable {what} ({e})") from None
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """PNG bytes of an RGB (H, W, 3) or index (H, W) uint8 array."""
+    buffer = BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()

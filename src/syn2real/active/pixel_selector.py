@@ -18,15 +18,14 @@ leave them free. The paper gives no loss weights or iteration counts (see docs);
 from __future__ import annotations
 
 import copy
-import itertools
 
 import torch
 import torch.nn.functional as F
 from rich.progress import track
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from syn2real.data import collate
+from syn2real.engine.loader import InfiniteLoader
 from syn2real.labels import IGNORE
 
 
@@ -62,13 +61,6 @@ class TwoClassifierSelector(nn.Module):
         return self.classify(self.features(images), images.shape[-2:])
 
 
-def _endless(dataset: Dataset, batch_size: int, workers: int, seed: int):
-    generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
-                        collate_fn=collate, generator=generator)
-    return itertools.chain.from_iterable(itertools.repeat(loader))
-
-
 def train_selector(segmentor: nn.Module, source: Dataset, target: Dataset, iters: int, lr: float,
                    lambda_discrepancy: float = 1.0, batch_size: int = 2, workers: int = 0, seed: int = 0,
                    pseudo_threshold: float = 0.0,
@@ -85,8 +77,8 @@ def train_selector(segmentor: nn.Module, source: Dataset, target: Dataset, iters
     was_training = teacher.training
     teacher.eval()
     optimizer = torch.optim.AdamW(selector.parameters(), lr=lr, weight_decay=0.01)
-    sources = _endless(source, batch_size, workers, seed)
-    targets = _endless(target, batch_size, workers, seed + 1)
+    sources = InfiniteLoader(source, batch_size, workers, seed, name="selector_source")
+    targets = InfiniteLoader(target, batch_size, workers, seed + 1, name="selector_target")
     logs: dict[str, float] = {}
     for _ in track(range(iters), description="Training LabOR's pixel selector", disable=not progress):
         src, tgt = next(sources), next(targets)

@@ -25,12 +25,12 @@ from syn2real.active.dataset import SparseLabelDataset
 from syn2real.active.pixel_selector import train_selector
 from syn2real.active.requests import Budget, Request
 from syn2real.active.selectors import needs_two_classifiers, select
-from syn2real.active.store import LabelStore, png_bytes
+from syn2real.active.store import LabelStore
 from syn2real.config import ActiveConfig, DataConfig, DatasetConfig
 from syn2real.data import build_dataset, train_transform
 from syn2real.data.base import SegDataset
 from syn2real.errors import ConfigError, DataError
-from syn2real.io import atomic_write_bytes, atomic_write_json
+from syn2real.io import atomic_write_bytes, atomic_write_json, png_bytes
 from syn2real.evaluate.inference import eval_mode, infer_logits
 from syn2real.labels import IGNORE, LabelSpace
 

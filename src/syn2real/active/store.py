@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from syn2real.active.requests import Request
-from syn2real.io import atomic_write_bytes, atomic_write_json, read_json
+from syn2real.io import atomic_write_bytes, atomic_write_json, png_bytes, read_json
 from syn2real.errors import DataError
 from syn2real.labels import IGNORE
 
@@ -390,12 +389,6 @@ def _stored_request(row) -> StoredRequest:
     return StoredRequest(request_id, round_index, Request(image, kind, x, y, mask, score))
 
 
-def png_bytes(array: np.ndarray) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def run_length(values: np.ndarray) -> list[list[int]]:

@@ -26,12 +26,13 @@ import torch
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from syn2real.config import Config, save_config
 from syn2real.engine import distributed as ddp
 from syn2real.engine.callbacks import Callback
 from syn2real.engine.checkpoint import last_checkpoint, load_state, load_weights, save_checkpoint, weights_path
+from syn2real.engine.loader import InfiniteLoader
 from syn2real.engine.logging import RunLogger
 from syn2real.engine.optim import build_optimizer, build_scheduler
 from syn2real.engine.runs import resolve_device
@@ -59,42 +60,6 @@ def build_datasets(cfg: Config) -> dict[str, Dataset | None]:
         "target": build(data.target, train_transform(data), labels=False) if data.target else None,
         "val": build(data.val, eval_transform(data.val_resize), labels=True) if data.val else None,
     }
-
-
-class InfiniteLoader:
-    """Endless batches over a `ResumableSampler`; `state_dict()` is the position (epoch, batch in epoch)."""
-
-    def __init__(self, dataset: Dataset, cfg: Config, device: torch.device, name: str):
-        from syn2real.data import collate
-
-        self.sampler = ddp.ResumableSampler(len(dataset), cfg.data.batch_size, cfg.train.seed,
-                                            ddp.get_rank(), ddp.get_world_size(), name=name)
-        workers = cfg.data.workers
-        # A private generator: creating an iterator draws from it, and must not move the global RNG
-        # (which drives dropout and masks) by a different amount in a resumed run.
-        self.loader = DataLoader(ddp.SeededSamples(dataset), batch_size=cfg.data.batch_size,
-                                 sampler=self.sampler, num_workers=workers, collate_fn=collate,
-                                 pin_memory=device.type == "cuda", drop_last=True,
-                                 persistent_workers=workers > 0, generator=torch.Generator())
-        self.epoch = 0
-        self.batch = 0
-        self._iterator = None
-
-    def __next__(self) -> dict:
-        if self._iterator is None:
-            self.sampler.set_position(self.epoch, self.batch)
-            self._iterator = iter(self.loader)
-        batch = next(self._iterator)
-        self.batch += 1
-        if self.batch == self.sampler.batches_per_epoch:
-            self.epoch, self.batch, self._iterator = self.epoch + 1, 0, None
-        return batch
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "batch": self.batch}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.batch, self._iterator = state["epoch"], state["batch"], None
 
 
 class Trainer:
@@ -159,7 +124,8 @@ class Trainer:
         method.grad_scaler = self.scaler
         train_sets = {"source": method.wrap_source_dataset(datasets["source"], progress=progress and self.is_main),
                       "target": datasets.get("target")}
-        self.loaders = {name: InfiniteLoader(dataset, cfg, device, name)
+        self.loaders = {name: InfiniteLoader(dataset, cfg.data.batch_size, cfg.data.workers, cfg.train.seed, name,
+                                             pin_memory=device.type == "cuda")
                         for name, dataset in train_sets.items() if dataset is not None}
         self.val_dataset = datasets.get("val")
         if self.val_dataset is not None and self.model_space is None:

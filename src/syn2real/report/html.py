@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from syn2real.io import atomic_write_text
+from syn2real.io import atomic_write_text, png_bytes
 from syn2real.labels import IGNORE
 from syn2real.report.plots import read_metrics, training_curves_png
 
@@ -28,12 +27,6 @@ vertical-align:middle;border:1px solid #999}.big{font-size:1.4em;font-weight:600
 
 def _img_tag(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-
-
-def _png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _iou_table(result: dict) -> str:
@@ -80,7 +73,7 @@ def _example_rows(run_dir: Path, n: int) -> str:
             img = item["image"].permute(1, 2, 0).numpy()
             if img.shape[:2] != mask.shape:
                 img = np.asarray(Image.fromarray(img).resize(mask.shape[::-1], Image.BILINEAR))
-            cells = "".join(f"<td>{_img_tag(_png(a), t)}</td>" for a, t in
+            cells = "".join(f"<td>{_img_tag(png_bytes(a), t)}</td>" for a, t in
                             ((img, "image"), (pred_rgb, "prediction"), (gt_rgb, "ground truth")))
             rows.append(f"<tr>{cells}</tr>")
     head = "<tr><th>image</th><th>prediction</th><th>ground truth</th></tr>"
