@@ -108,3 +108,16 @@ def test_errors_are_one_line_without_traceback(argv, message):
     proc = subprocess.run([sys.executable, "-m", "syn2real.cli", *argv], capture_output=True, text=True, env=env)
     assert proc.returncode == 1
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("what, expected", [("methods", "fda"), ("datasets", "camvid19"), ("selectors", "labor-ppl"),
+                                            ("backbones", "efficientnet_lite0"), ("heads", "deeplabv3plus"),
+                                            ("presets", "dacs_cpu")])
+def test_list_shows_each_registry(what, expected):
+    out = invoke("list", what)
+    assert expected in out
+
+
+def test_list_names_what_it_lists():
+    result = runner.invoke(app, ["list", "models"])
+    assert "nothing to list called 'models'" in str(result.exception)

@@ -292,6 +292,27 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]):
     out.print(f"wrote {write_report(run_dir)}")
 
 
+@app.command("list")
+def list_entries(what: Annotated[str, typer.Argument(help="methods | datasets | selectors | backbones | heads | "
+                                                        "presets")]):
+    """List what a config can name, with a line on each.
+
+    Examples:
+
+      syn2real list methods
+
+      syn2real list selectors
+    """
+    from rich.table import Table
+
+    from syn2real.run import catalog
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    for name, description in catalog(what):
+        table.add_row(f"[bold]{name}[/]", description)
+    out.print(table)
+
+
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Where the demo's data and runs go.")] = Path("runs/demo"),

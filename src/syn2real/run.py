@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from syn2real.config import Config
+from syn2real.errors import ConfigError
 from syn2real.engine import distributed as ddp
 from syn2real.engine.checkpoint import last_checkpoint
 from syn2real.engine.trainer import Trainer, build_datasets
@@ -72,3 +73,44 @@ def train_once(cfg: Config, progress: bool = True) -> Path:
     if is_finished(cfg.run_dir):
         return cfg.run_dir
     return train(cfg, resume=last_checkpoint(cfg.run_dir / "checkpoints") is not None, progress=progress)
+
+
+CATALOGS = ("methods", "datasets", "selectors", "backbones", "heads", "presets")
+
+
+def catalog(what: str) -> list[tuple[str, str]]:
+    """What can be named in a config, as (name, description) rows: `syn2real list WHAT`."""
+    from syn2real.active.selectors import SELECTORS, selector_options
+    from syn2real.config import PRESETS_DIR, preset_names
+    from syn2real.data import DATASETS
+    from syn2real.methods import METHODS
+    from syn2real.models import BACKBONES, HEADS
+
+    def options(values: dict) -> str:
+        return ", ".join(f"{k}={v}" for k, v in values.items()) or "none"
+
+    if what == "methods":
+        return [(name, f"{METHODS.describe(name)}. Options: {options(METHODS.get(name).defaults)}")
+                for name in METHODS]
+    if what == "datasets":
+        return [(name, f"{DATASETS.get(name).space.name} labels; {DATASETS.get(name).layout}") for name in DATASETS]
+    if what == "selectors":
+        return [(name, f"{SELECTORS.describe(name)}. Budgets: {', '.join(SELECTORS.meta(name)['budgets'])}; "
+                       f"options: {options(selector_options(name))}") for name in SELECTORS]
+    if what == "backbones":
+        return [(name, f"timm {BACKBONES.get(name).timm_name}") for name in BACKBONES]
+    if what == "heads":
+        return [(name, HEADS.describe(name)) for name in HEADS]
+    if what == "presets":
+        return [(name, _first_comment(PRESETS_DIR / f"{name}.yaml")) for name in preset_names()]
+    raise ConfigError(f"nothing to list called {what!r}; choose one of {', '.join(CATALOGS)}")
+
+
+def _first_comment(path: Path) -> str:
+    """The first sentence of a YAML file's leading comment."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").strip())
+    return " ".join(lines).split(". ")[0].rstrip(".")
