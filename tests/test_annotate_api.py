@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from syn2real.active.requests import Request
 from syn2real.active.store import LabelStore, run_length
 from syn2real.annotate.cli import annotate_app
+from syn2real.annotate.guard import parse_host
 from syn2real.annotate.server import MAX_BODY_BYTES, create_app, is_loopback
 from syn2real.errors import DataError
 from syn2real.labels import CITYSCAPES19
@@ -186,7 +187,7 @@ def test_invalid_point_answers_are_refused(client, folder, answer, status, messa
     ({"corrections": [[20, 13, 19]]}, "class ids must be in 0..18"),
     ({"labels": [[3, 23]]}, "cover 23 pixels, its box 6x4 has 24"),
     ({"labels": [[3, 24]]}, "labels outside the requested pixels"),
-    ({"labels": [[3, -24]]}, "greater than or equal to 0"),
+    ({"labels": [[3, -24]]}, "greater than or equal to 1"),
     ({"labels": [[3, 24]], "class": 3}, "without class or corrections"),
     ({"labels": [[255, 24]]}, "labels no pixel"),
     ({"corrections": [[20, 13, 255]]}, "labels no pixel"),
@@ -323,3 +324,140 @@ def test_a_folder_that_is_not_a_request_folder_is_a_data_error(tmp_path, folder)
     assert isinstance(result.exception, DataError)
     help_text = CliRunner().invoke(cli, ["annotate", "serve", "--help"]).output
     assert "--host" in help_text and "--lease-seconds" in help_text and "127.0.0.1" in help_text
+
+
+# ---- nothing wrong gets in silently --------------------------------------------------------------------------
+
+
+def raw_post(client, body: bytes | str, path="/api/answers"):
+    return client.post(path, content=body, headers={"content-type": "application/json"})
+
+
+def test_run_lengths_are_counted_against_the_box_before_any_is_validated(client, folder):
+    square = ids_of(client, "a")[2]  # a 4x3 box, every pixel requested
+    store = LabelStore(folder / "labels.sqlite")
+    # A run covers at least one pixel: zero-length runs are refused, not stored.
+    response = post(client, square, labels=[[2, 0], [2, 12]])
+    assert response.status_code == 422 and "greater than or equal to 1" in response.text
+    # A box of 12 pixels takes at most 12 runs: the 13th is refused before any run is looked at (the bad one
+    # in the list is never reported).
+    response = post(client, square, labels=[[2, 1]] * 12 + [["x", 1]])
+    assert response.status_code == 422
+    expected = "13 runs for a box of 12 pixels: a box takes at most one run per pixel"
+    assert [e["msg"] for e in response.json()["detail"]] == [expected]
+    # A flood of zero-length runs under the body limit: one error, no pass over the runs.
+    flood = json.dumps({"annotator": "mallory", "image": "a", "request": square,
+                        "labels": [[0, 0]] * 150_000 + [[2, 12]]}, separators=(",", ":"))
+    assert len(flood) < MAX_BODY_BYTES
+    response = raw_post(client, flood)
+    assert response.status_code == 422 and len(response.json()["detail"]) == 1
+    assert "150001 runs for a box of 12 pixels" in response.text
+    # Over the body limit: 413 before the body is read.
+    huge = json.dumps({"annotator": "mallory", "image": "a", "request": square,
+                       "labels": [[0, 0]] * 600_000 + [[2, 12]]}, separators=(",", ":"))
+    response = raw_post(client, huge)
+    assert response.status_code == 413 and f"at most {MAX_BODY_BYTES} bytes" in response.json()["detail"]
+    # Runs for an unknown request, or without a valid request id, are not looked at either.
+    response = post(client, 999, labels=[[0, 0]] * 1000)
+    assert response.status_code == 404 and response.json()["detail"] == "no request 999"
+    response = post(client, "x", labels=[[0, 0]] * 1000)
+    assert response.status_code == 422 and len(response.json()["detail"]) == 2 and "valid request id" in response.text
+    assert store.answers() == []
+    # Within the box's budget the answer is stored as before: one run per pixel is the most there can be.
+    labels = np.array([[0, 1, 0, 1], [1, 0, 1, 0], [0, 1, 0, 1]], np.uint8)
+    assert post(client, square, labels=run_length(labels)).status_code == 201
+    assert np.array_equal(store.sparse_label("a")[2:5, 14:18], labels)
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/api/answers", '{"annotator": "alice", "image": "a", "request": 1, "class": 3, "seconds": NaN}'),
+    ("/api/answers", '{"annotator": "alice", "image": "a", "request": 1, "class": 3, "seconds": Infinity}'),
+    ("/api/answers", '{"annotator": "alice", "image": "a", "request": 1, "class": 3, "seconds": -Infinity}'),
+    ("/api/answers", '{"annotator": "alice", "image": "a", "request": 1, "class": 3, "seconds": 1e999}'),
+    ("/api/answers", '{"annotator": "alice", "image": "a", "request": 1, "class": NaN}'),
+    ("/api/answers", '{"annotator": "alice", "image": "a", "request": 5, "labels": [[2, NaN]]}'),
+    ("/api/next", '{"annotator": NaN}'),
+    ("/api/release", '{"annotator": Infinity}'),
+])
+def test_non_finite_numbers_are_a_422_not_a_500(client, folder, path, body):
+    response = raw_post(client, body, path)
+    assert response.status_code == 422, response.text
+    assert "is not a finite number" in response.json()["detail"][0]["msg"]
+    assert LabelStore(folder / "labels.sqlite").answers() == []
+
+
+def test_validation_errors_never_echo_the_input(client):
+    point = ids_of(client, "a")[0]
+    response = post(client, point, **{"class": "x" * 10_000}, corrections=[[1, 2, 3]] * 100)
+    assert response.status_code == 422 and len(response.content) < 5_000
+    assert all(set(error) == {"type", "loc", "msg"} for error in response.json()["detail"])
+    many = post(client, point, corrections=[["x", "y", "z"]] * 100)  # 300 errors: the first 20 and a count
+    detail = many.json()["detail"]
+    assert len(detail) == 21 and detail[-1]["msg"] == "and 280 more errors"
+
+
+def test_undo_is_tied_to_the_session_that_answered(folder):
+    app = create_app(folder)
+    with TestClient(app, base_url=LOCAL) as alice, TestClient(app, base_url=LOCAL) as mallory:
+        point, other_point, square, _ = ids_of(alice, "a")
+        answered = post(alice, point, **{"class": 4})
+        assert answered.status_code == 201
+        # Another client naming alice cannot undo her answers, with its own session, none, or a made-up one.
+        response = mallory.delete(f"/api/answers/{point}", params={"annotator": "alice"})
+        assert response.status_code == 403 and "another session" in response.json()["detail"]
+        cookie = answered.headers["set-cookie"].lower()
+        assert "syn2real_session=" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+        assert "path=/api" in cookie
+        assert "set-cookie" not in post(alice, other_point, skipped=True).headers  # the same session from now on
+        mallory.cookies.set("syn2real_session", "A" * 43)
+        assert mallory.delete(f"/api/answers/{point}", params={"annotator": "alice"}).status_code == 403
+        mallory.cookies.clear()
+        assert mallory.delete(f"/api/answers/{other_point}", params={"annotator": "alice"}).status_code == 403
+        assert len(LabelStore(folder / "labels.sqlite").answers("a")) == 2
+
+        # Alice can; then mallory answers the request, and alice cannot undo mallory's answer.
+        assert alice.delete(f"/api/answers/{point}", params={"annotator": "alice"}).status_code == 200
+        assert post(mallory, point, annotator="alice", **{"class": 9}).status_code == 201
+        assert alice.delete(f"/api/answers/{point}", params={"annotator": "alice"}).status_code == 403
+        assert mallory.delete(f"/api/answers/{point}", params={"annotator": "alice"}).status_code == 200
+        session = alice.cookies["syn2real_session"]
+
+    # The session outlives the server: a restarted app still lets alice undo, and only her.
+    with TestClient(create_app(folder), base_url=LOCAL, cookies={"syn2real_session": session}) as alice:
+        assert alice.delete(f"/api/answers/{other_point}", params={"annotator": "alice"}).status_code == 200
+    # Answers not given through the app (the oracle, an import) cannot be undone through it.
+    LabelStore(folder / "labels.sqlite").answer(square, 2, "oracle", source="oracle")
+    with TestClient(create_app(folder), base_url=LOCAL) as anyone:
+        response = anyone.delete(f"/api/answers/{square}", params={"annotator": "oracle"})
+        assert response.status_code == 404 and "no answer of 'oracle'" in response.json()["detail"]
+    assert [stored.id for stored, _ in LabelStore(folder / "labels.sqlite").answers()] == [square]
+
+
+LOOPBACK_HOSTS = ["localhost", "LocalHost", "localhost:8000", "127.0.0.1", "127.0.0.1:8000", "127.8.9.10:1",
+                  "[::1]", "[::1]:8000", "[0:0:0:0:0:0:0:1]:65535"]
+REFUSED_HOSTS = ["[::1].evil.example", "[::1]evil.example", "[::1]:8000.evil.example", "[::1]:8000@evil",
+                 "localhost.evil.example", "evil.localhost.example", "127.0.0.1@evil", "127.0.0.1:8000@evil",
+                 "evil@127.0.0.1", "", " ", "evil.example", "localhost:", "localhost:99999", "localhost:80:80",
+                 "127.0.0.1:abc", "127.0.0.1:-1", "[::1", "::1", "[::1]:", "[127.0.0.1]", "[::1%lo]", "127.1",
+                 "0x7f000001", "2130706433", "localhost.", "local host", "localhost:8000/x", "localhost\t",
+                 "127.0.0.1 :8000", "[[::1]]"]
+
+
+@pytest.mark.parametrize("host", LOOPBACK_HOSTS)
+def test_loopback_host_headers_are_answered(client, host):
+    assert client.get("/api/meta", headers={"host": host}).status_code == 200
+
+
+@pytest.mark.parametrize("host", REFUSED_HOSTS)
+def test_other_host_headers_are_refused(client, host):
+    response = client.get("/api/meta", headers={"host": host})
+    assert response.status_code == 400 and "loopback" in response.json()["detail"]
+
+
+def test_host_headers_are_parsed_exactly(client):
+    # One Host header, not two that disagree.
+    response = client.get("/api/meta", headers=[("host", "evil.example"), ("host", "localhost")])
+    assert response.status_code == 400
+    assert parse_host("localhost:8000") == ("localhost", 8000) and parse_host("[::1]") == ("::1", None)
+    assert parse_host("[0:0::1]:80") == ("::1", 80) and parse_host("example.org") == ("example.org", None)
+    assert all(parse_host(host) is None for host in ("[::1].evil.example", "127.0.0.1@evil", "localhost:", ""))
