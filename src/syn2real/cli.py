@@ -117,25 +117,11 @@ def evaluate(
 
       syn2real evaluate runs/gta2cs --data cityscapes:/data/cityscapes:val --mode slide --size 2048x1024
     """
-    import dataclasses
+    from syn2real.run import evaluate_run
 
-    from syn2real.data import build_dataset
-    from syn2real.data.transforms import eval_transform
-    from syn2real.engine.runs import load_run, model_space
-    from syn2real.evaluate.evaluator import evaluate as run_evaluation
-
-    cfg, model = load_run(run_dir, checkpoint, device)
-    ds_cfg = _parse_data_spec(data) if data else cfg.data.val
-    if ds_cfg is None:
-        raise ConfigError(f"{run_dir} has no validation set in its config: pass --data kind:root:split")
-    eval_cfg = dataclasses.replace(cfg.eval, **{k: v for k, v in (("protocol", protocol), ("mode", mode)) if v})
-    resize = _parse_size(size) or cfg.data.val_resize
-    dataset = build_dataset(ds_cfg, transform=eval_transform(resize), labels=True)
-    result = run_evaluation(model, dataset, eval_cfg, model_space(cfg), progress=True,
-                            device=next(model.parameters()).device, precision=precision)
+    result, dest = evaluate_run(run_dir, _parse_data_spec(data) if data else None, protocol, mode, _parse_size(size),
+                                checkpoint, precision, device, progress=True)
     result.print_table(out)
-    dest = Path(run_dir) / "eval" / f"{ds_cfg.kind}_{ds_cfg.split}_{eval_cfg.protocol}"
-    result.save(dest)
     out.print(f"wrote {dest}/metrics.json and {dest}/confusion.png")
 
 
@@ -155,14 +141,10 @@ def predict(
 
       syn2real predict runs/camvid_supervised images/ --out preds/ --overlay
     """
-    from syn2real.engine.runs import load_run
-    from syn2real.evaluate.predict import predict_folder
-    from syn2real.labels import CITYSCAPES19
+    from syn2real.run import predict_run
 
-    cfg, model = load_run(run_dir, checkpoint, device)
-    written = predict_folder(model, images, out_dir, CITYSCAPES19, size=_parse_size(size), overlay=overlay,
-                             mode=cfg.eval.mode, crop_size=cfg.eval.crop_size, stride=cfg.eval.stride,
-                             progress=True, device=next(model.parameters()).device)
+    written = predict_run(run_dir, images, out_dir, size=_parse_size(size), overlay=overlay, checkpoint=checkpoint,
+                          device=device, progress=True)
     out.print(f"wrote {len(written)} files to {out_dir}")
 
 

@@ -7,14 +7,19 @@ interrupted one resumes.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from syn2real.config import Config
+from syn2real.config import Config, DatasetConfig
 from syn2real.errors import ConfigError
 from syn2real.engine import distributed as ddp
 from syn2real.engine.checkpoint import last_checkpoint
 from syn2real.engine.trainer import Trainer, build_datasets
 from syn2real.io import read_json
+
+if TYPE_CHECKING:
+    from syn2real.evaluate.evaluator import EvalResult
 
 
 def check_names(cfg: Config) -> None:
@@ -73,6 +78,43 @@ def train_once(cfg: Config, progress: bool = True) -> Path:
     if is_finished(cfg.run_dir):
         return cfg.run_dir
     return train(cfg, resume=last_checkpoint(cfg.run_dir / "checkpoints") is not None, progress=progress)
+
+
+def evaluate_run(run_dir: Path, data: DatasetConfig | None = None, protocol: str | None = None,
+                 mode: str | None = None, size: tuple[int, int] | None = None, checkpoint: Path | None = None,
+                 precision: str = "fp32", device: str = "auto", progress: bool = False) -> tuple[EvalResult, Path]:
+    """Score the run's model (its last checkpoint, or `checkpoint`) on `data` (default: the run's validation
+    set) under `protocol` / `mode` (default: the run's), images resized to `size` (H, W) for inference; saves
+    the result under RUN_DIR/eval/ and returns it with its folder."""
+    from syn2real.data import build_dataset, eval_transform
+    from syn2real.engine.runs import load_run, model_space
+    from syn2real.evaluate.evaluator import evaluate
+
+    cfg, model = load_run(run_dir, checkpoint, device)
+    data = data or cfg.data.val
+    if data is None:
+        raise ConfigError(f"{run_dir} has no validation set in its config: pass --data kind:root:split")
+    eval_cfg = dataclasses.replace(cfg.eval, **{k: v for k, v in (("protocol", protocol), ("mode", mode)) if v})
+    dataset = build_dataset(data, transform=eval_transform(size or cfg.data.val_resize), labels=True)
+    result = evaluate(model, dataset, eval_cfg, model_space(cfg), progress=progress,
+                      device=next(model.parameters()).device, precision=precision)
+    dest = Path(run_dir) / "eval" / f"{data.kind}_{data.split}_{eval_cfg.protocol}"
+    result.save(dest)
+    return result, dest
+
+
+def predict_run(run_dir: Path, images: Path, out_dir: Path, size: tuple[int, int] | None = None,
+                overlay: bool = False, checkpoint: Path | None = None, device: str = "auto",
+                progress: bool = False) -> list[Path]:
+    """Palette PNG masks (and image/prediction blends with `overlay`) of the run's model for a folder of images;
+    returns the files written."""
+    from syn2real.engine.runs import load_run, model_space
+    from syn2real.evaluate.predict import predict_folder
+
+    cfg, model = load_run(run_dir, checkpoint, device)
+    return predict_folder(model, images, out_dir, model_space(cfg), size=size, overlay=overlay, mode=cfg.eval.mode,
+                          crop_size=cfg.eval.crop_size, stride=cfg.eval.stride, progress=progress,
+                          device=next(model.parameters()).device)
 
 
 CATALOGS = ("methods", "datasets", "selectors", "backbones", "heads", "presets")
