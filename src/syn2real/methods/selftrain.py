@@ -19,7 +19,6 @@ Every option in `defaults` carries its paper's number; the booleans switch publi
 
 from __future__ import annotations
 
-import copy
 from typing import Any, ClassVar
 
 import torch
@@ -34,6 +33,7 @@ from syn2real.errors import ConfigError, TrainingError
 from syn2real.labels import IGNORE, THING_CLASSES
 from syn2real.methods.augment import block_mask, strong_augment
 from syn2real.methods.base import METHODS, Method
+from syn2real.methods.teacher import ema_alpha, ema_update, frozen_copy
 
 #: DAFormer's pseudo-label crop rows (`pseudo_crop_top/bottom`) are given for 512-row crops of Cityscapes at
 #: 1024x512; they are scaled to the actual crop height.
@@ -108,9 +108,9 @@ class SelfTraining(Method):
         self.num_classes = cfg.model.num_classes
         # The teacher starts as a copy of the student (DAFormer copies at iteration 0). Eval mode: no dropout
         # or drop path, and BatchNorm uses running statistics, which `after_step` averages like the weights.
-        self.teacher = _frozen_copy(model)
+        self.teacher = frozen_copy(model)
         # DAFormer's ImageNet model: the backbone as this method receives it (ImageNet weights in a fresh run).
-        self.imagenet_model = _frozen_copy(model) if opts["feature_distance"] else None
+        self.imagenet_model = frozen_copy(model) if opts["feature_distance"] else None
         self.iast_thresholds = (torch.full((self.num_classes,), float(opts["iast_init"]),
                                            device=_device(model)) if opts["pseudo_mode"] == "iast" else None)
 
@@ -192,19 +192,8 @@ class SelfTraining(Method):
             self.backward(loss)
         return logs
 
-    @torch.no_grad()
     def after_step(self, step: int) -> None:
-        """EMA update: alpha_t = min(1 - 1/(t+1), alpha), so the teacher equals the student after step 0.
-        Float buffers (BatchNorm running statistics) follow the same average, so the teacher's statistics
-        match its averaged weights; integer buffers (batch counters) are copied."""
-        alpha = min(1.0 - 1.0 / (step + 1), self.options["ema_alpha"])
-        for teacher, student in zip(self.teacher.parameters(), self.model.parameters(), strict=True):
-            teacher.mul_(alpha).add_(student.detach(), alpha=1.0 - alpha)
-        for teacher, student in zip(self.teacher.buffers(), self.model.buffers(), strict=True):
-            if teacher.is_floating_point():
-                teacher.mul_(alpha).add_(student, alpha=1.0 - alpha)
-            else:
-                teacher.copy_(student)
+        ema_update(self.teacher, self.model, ema_alpha(step, self.options["ema_alpha"]))
 
     # ---- ingredients ---------------------------------------------------------------------------------
 
@@ -323,12 +312,6 @@ def downscale_labels(labels: torch.Tensor, size: tuple[int, int], num_classes: i
     one_hot = F.one_hot(classes, num_classes + 1).permute(0, 3, 1, 2).float()
     share, cls = F.adaptive_avg_pool2d(one_hot, size).max(dim=1)
     return torch.where((share < min_ratio) | (cls == num_classes), IGNORE, cls)
-
-
-def _frozen_copy(model: nn.Module) -> nn.Module:
-    copied = copy.deepcopy(model).eval()
-    copied.requires_grad_(False)
-    return copied
 
 
 def _device(model: nn.Module) -> torch.device:
