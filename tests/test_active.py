@@ -220,3 +220,31 @@ def test_preview_marks_points_and_regions():
     assert tuple(out[3, 3]) == (255, 255, 255)
     assert out[6, 14, 1] < out[6, 14, 0]  # magenta tint inside the region
     assert out[15, 25, 0] < 200  # dimmed elsewhere
+
+
+def test_the_oracle_answers_only_from_the_registered_images_and_all_or_nothing(frames, tmp_path):
+    import sqlite3
+
+    from syn2real.errors import DataError
+
+    folder = rounds.open_request_folder(tmp_path / "requests", target_cfg(frames), load_config("cpu_default").data)
+    store = folder.store
+    assert all(store.image_hashes().values())
+    store.add_round(0, "test", "1 points", [Request.point(name, 5, 7) for name in folder.images.names])
+    # The val split has frames of the same names and size: other pictures.
+    wrong = SimulatedAnnotator(build_dataset(target_cfg(frames, "val"), labels=True))
+    with pytest.raises(DataError, match=r"oracle frame '000000': .*val/000000\.png is not the image the label store "
+                                        r"registered \(.*train/000000\.png; the pixels differ\)"):
+        wrong.answer_open(store)
+    assert store.answers() == []
+    # A store without hashes (written before they were kept) is checked by size only: the two frames of the same
+    # names pass, the third is missing, and still nothing is answered.
+    db = sqlite3.connect(store.path)
+    db.execute("UPDATE images SET sha256 = NULL")
+    db.commit()
+    db.close()
+    with pytest.raises(DataError, match="has no labelled frame '000002'"):
+        wrong.answer_open(store)
+    assert store.answers() == [] and wrong.revealed == 0
+    right = SimulatedAnnotator(build_dataset(target_cfg(frames), labels=True))
+    assert right.answer_open(store) == 3

@@ -156,7 +156,9 @@ def test_synthia_ids_above_255_are_not_truncated(tmp_path):
     write_rgb(tmp_path / "RGB/0000001.png", 2, 2)
     write_synthia_label(tmp_path / "GT/LABELS/0000001.png", np.array([[3, 259], [3, 3]], np.uint16))
     dataset = build_dataset(cfg("synthia", tmp_path))
-    np.testing.assert_array_equal(dataset[0]["mask"].numpy(), [[0, IGNORE], [0, 0]])
+    # Reading the frame fails too: an unknown id is never silently ignored.
+    with pytest.raises(DataError, match=r"ids \[259\] are not synthia label ids"):
+        dataset[0]
     with pytest.raises(DataError, match=r"ids \[259\] are not synthia label ids"):
         dataset.validate()
 
@@ -231,10 +233,14 @@ def test_folder_with_id_map(tmp_path):
     assert dataset.names == ["a", "b"] and dataset.files[1][0].suffix == ".jpg"
     np.testing.assert_array_equal(dataset[1]["mask"].numpy(), [[IGNORE, 0, 13], [13, 0, IGNORE]])
     other = tmp_path / "camvid_map.yaml"
-    other.write_text("space: camvid11\nids: {1: 3, 2: 8}\n")
+    other.write_text("space: camvid11\nids: {0: 255, 1: 3, 2: 8}\n")
     dataset = build_dataset(cfg("folder", tmp_path, id_map=str(other)))
     assert dataset.space.name == "camvid11"
     np.testing.assert_array_equal(dataset[0]["mask"].numpy(), [[IGNORE, 3, 8], [8, 3, IGNORE]])
+    # An id the map does not list is an error, unlike one it lists as ignore (255).
+    other.write_text("space: camvid11\nids: {1: 3, 2: 8}\n")
+    with pytest.raises(DataError, match=r"a\.png: label ids \[0\] are not folder label ids"):
+        build_dataset(cfg("folder", tmp_path, id_map=str(other)))[0]
 
 
 def test_unlabelled_dataset_never_opens_labels(tmp_path):
@@ -398,16 +404,17 @@ def test_skip_bad_counts_and_reports(tmp_path):
     make_gta5(tmp_path, n=5, ids=[7, 8])
     write_ids(tmp_path / "labels/00001.png", [[7, 250], [7, 7]])
     (tmp_path / "images/00003.png").write_bytes(b"broken")
-    dataset = build_dataset(cfg("gta5", tmp_path, skip_bad=True))
+    # A skip_bad dataset is validated as it is built, for every user (training and evaluation alike).
     with pytest.warns(UserWarning, match=r"(?s)2 of 5 frames are bad.*skipped 2 frames"):
-        dataset.validate()
+        dataset = build_dataset(cfg("gta5", tmp_path, skip_bad=True))
+    dataset.validate()  # once is enough: nothing is read or dropped again
     assert dataset.skipped == 2 and dataset.names == ["00000", "00002", "00004"]
     assert [dataset[i]["name"] for i in range(len(dataset))] == dataset.names
     # A missing label is skipped at build time under skip_bad, and counted too.
     (tmp_path / "labels/00004.png").unlink()
     with pytest.warns(UserWarning, match="1 of 5 images have no label"):
         dataset = build_dataset(cfg("gta5", tmp_path, skip_bad=True))
-    assert dataset.skipped == 1 and len(dataset) == 4
+    assert dataset.skipped == 3 and dataset.names == ["00000", "00002"]
     with pytest.warns(UserWarning):
         report = check_dataset(cfg("gta5", tmp_path, skip_bad=True), progress=False)
     assert (report.n_frames, report.skipped) == (2, 3)
@@ -473,3 +480,36 @@ def test_camvid_val_loads(shared_data):
         item = dataset[2]
         assert item["image"].shape == (3, 360, 480) and item["mask"].shape == (360, 480)
         assert set(np.unique(item["mask"].numpy())) <= set(range(dataset.space.num_classes)) | {IGNORE}
+
+
+def test_ids_beyond_an_8bit_map_in_a_16bit_mask_are_unknown(tmp_path):
+    make_folder(tmp_path)
+    Image.fromarray(np.array([[0, 1, 300], [2, 1, 0]], np.uint16)).save(tmp_path / "masks/a.png")
+    dataset = build_dataset(cfg("folder", tmp_path))
+    with pytest.raises(DataError, match=r"a\.png: label ids \[300\] are not folder label ids"):
+        dataset[0]
+    np.testing.assert_array_equal(dataset[1]["mask"].numpy(), [[IGNORE, 0, 13], [13, 0, IGNORE]])
+
+
+def huge_png_header(path: Path, width: int, height: int, bit_depth: int = 8) -> None:
+    """A PNG that says it is width x height RGB (no pixel data): a decompression bomb as a reader first sees it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, 2, 0, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b""))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("which", ["image", "label"])
+def test_a_huge_synthia_frame_is_a_data_error(tmp_path, which):
+    write_rgb(tmp_path / "RGB/0000001.png", 2, 2)
+    write_synthia_label(tmp_path / "GT/LABELS/0000001.png", np.array([[3, 3], [3, 3]], np.uint16))
+    path = tmp_path / ("RGB" if which == "image" else "GT/LABELS") / "0000001.png"
+    huge_png_header(path, 20000, 20000, bit_depth=8 if which == "image" else 16)
+    with pytest.raises(DataError, match=rf"{path.name}: not a readable image \(.*decompression bomb"):
+        build_dataset(cfg("synthia", tmp_path))[0]

@@ -187,3 +187,35 @@ def test_budget_rules():
         Budget(points=3, percent=1.0)
     with pytest.raises(ConfigError, match="at least 1"):
         Budget(points=0)
+
+
+def test_a_store_without_image_hashes_is_migrated_and_keeps_working(tmp_path):
+    import sqlite3
+
+    from syn2real.active import store as store_module
+
+    path = tmp_path / "labels.sqlite"
+    db = sqlite3.connect(path)  # a store written before images had a content hash
+    db.executescript(store_module.SCHEMA.replace(", sha256 TEXT", ""))
+    db.execute("INSERT INTO images VALUES ('a', 6, 8, '/data/a.png')")
+    db.commit()
+    db.close()
+    old = LabelStore(path)
+    assert old.image_hashes() == {"a": None} and old.image_hash("a") is None
+    request_id, = old.add_round(0, "test", "1 points", [Request.point("a", 1, 1)])
+    assert old.answer(request_id, 3, annotator="ann")
+    old.set_image_hashes({"a": "f00d"})
+    assert LabelStore(path).image_hash("a") == "f00d"  # opening a migrated store again changes nothing
+    with pytest.raises(DataError, match="image 'a' .* has changed since it was registered"):
+        old.set_image_hashes({"a": "beef"})
+
+
+def test_many_answers_are_stored_all_or_none(store):
+    import sqlite3
+
+    ids = store.add_round(0, "test", "x", [Request.point("a", 1, 1), Request.point("b", 2, 2)])
+    rows = [store.answer_row(store.request(i), 3, "ann") for i in ids]
+    with pytest.raises(sqlite3.IntegrityError):  # the third row fails: the first two must not stay
+        store.add_answers([*rows, ("not an id", None, 0, "ann", "human", 0.0, None)])
+    assert store.answers() == []
+    assert store.add_answers(rows[:1]) == [ids[0]] and store.add_answers(rows[:1]) == []

@@ -25,6 +25,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 datasets_app = typer.Typer(help="Inspect and validate datasets.", no_args_is_help=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"syn2real {version('syn2real')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                   help="Print the version and exit.")] = False) -> None:
+    """Synthetic-to-real semantic segmentation: render, train, adapt, label, evaluate."""
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(annotate_app, name="annotate")
 
@@ -67,6 +81,8 @@ def train(
     deterministic: Annotated[bool, typer.Option(help="Bit-for-bit repeatable CPU runs.")] = False,
     name: Annotated[Optional[str], typer.Option(help="Run name (folder under out_dir).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option(help="Parent folder of the run folder.")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Drop frames with unreadable files or unknown label "
+                                                              "ids (and say how many) instead of stopping.")] = False,
 ):
     """Train a model as the config says (source-only, supervised, or an adaptation method).
 
@@ -90,8 +106,13 @@ def train(
         extra.append(f"name={name}")
     if out_dir:
         extra.append(f"out_dir={out_dir}")
+    if init_from:  # as an override, so config.yaml keeps it (absolute) for --resume from anywhere
+        extra.append(f"train.init_from={init_from}")
     cfg = load_config(config, extra)
-    run_dir = run_training(cfg, resume=resume, init_from=str(init_from) if init_from else None)
+    if skip_bad:  # for each dataset the config has (overriding an absent one would add it)
+        cfg = load_config(config, [*extra, *(f"data.{key}.skip_bad=true" for key in ("source", "target", "val")
+                                             if getattr(cfg.data, key) is not None)])
+    run_dir = run_training(cfg, resume=resume)
     out.print(f"run folder: {run_dir}")
 
 
@@ -106,8 +127,15 @@ def evaluate(
     checkpoint: Annotated[Optional[Path], typer.Option(help="A .safetensors file instead of the run's last.")] = None,
     precision: Annotated[str, typer.Option(help="fp32 | bf16 | fp16.")] = "fp32",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    name: Annotated[Optional[str], typer.Option(help="Folder under RUN_DIR/eval/ (default: named by the data, "
+                                                     "split, protocol, mode and size).")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Drop frames with unreadable files or unknown label "
+                                                              "ids (and say how many) instead of stopping.")] = False,
 ):
     """Score a trained model: per-class IoU, mIoU, pixel accuracy, a confusion-matrix PNG.
+
+    Each evaluation gets its own folder under RUN_DIR/eval/ (e.g. camvid-3f9a1c_val_camvid11_whole_native: kind,
+    a hash of the root, split, protocol, mode, size), so no score replaces another; `report` lists them all.
 
     Examples:
 
@@ -119,33 +147,84 @@ def evaluate(
     """
     from syn2real.run import evaluate_run
 
-    result, dest = evaluate_run(run_dir, _parse_data_spec(data) if data else None, protocol, mode, _parse_size(size),
-                                checkpoint, precision, device, progress=True)
+    spec = _parse_data_spec(data) if data else None
+    if skip_bad:  # the run's validation set unless --data names other frames
+        import dataclasses
+
+        from syn2real.config import load_config
+
+        if spec is None and (run_dir / "config.yaml").is_file():
+            spec = load_config(run_dir / "config.yaml").data.val
+        spec = dataclasses.replace(spec, skip_bad=True) if spec is not None else None
+    result, dest = evaluate_run(run_dir, spec, protocol, mode, _parse_size(size),
+                                checkpoint, precision, device, progress=True, name=name)
     result.print_table(out)
     out.print(f"wrote {dest}/metrics.json and {dest}/confusion.png")
 
 
 @app.command()
 def predict(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder.")],
-    images: Annotated[Path, typer.Argument(help="A folder of images (png, jpg).")],
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (with --backend onnxruntime: an exported .onnx "
+                                                 "file).")],
+    images: Annotated[Path, typer.Argument(help="A folder of images (png, jpg) or one image.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the masks.")] = Path("preds"),
     overlay: Annotated[bool, typer.Option(help="Also write image/prediction blends.")] = False,
     size: Annotated[Optional[str], typer.Option(help="Resize images to WxH for inference.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="A .safetensors file instead of the run's last.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    backend: Annotated[str, typer.Option(help="torch | onnxruntime (runs a file from `syn2real export`).")] = "torch",
 ):
-    """Predict palette PNG masks (and optional overlays) for a folder of images.
+    """Predict palette PNG masks (and optional overlays) for a folder of images or one image.
 
-    Example:
+    Examples:
 
       syn2real predict runs/camvid_supervised images/ --out preds/ --overlay
-    """
-    from syn2real.run import predict_run
 
-    written = predict_run(run_dir, images, out_dir, size=_parse_size(size), overlay=overlay, checkpoint=checkpoint,
-                          device=device, progress=True)
+      syn2real predict runs/camvid_supervised street.jpg --out preds/
+
+      syn2real predict runs/camvid_supervised/export/model.onnx images/ --backend onnxruntime
+    """
+    if backend == "onnxruntime":
+        if checkpoint is not None:
+            raise ConfigError("--checkpoint picks a run folder's weights; --backend onnxruntime runs the .onnx given")
+        from syn2real.export import predict_onnx
+
+        written = predict_onnx(run_dir, images, out_dir, size=_parse_size(size), overlay=overlay, device=device,
+                               progress=True)
+    elif backend == "torch":
+        from syn2real.run import predict_run
+
+        written = predict_run(run_dir, images, out_dir, size=_parse_size(size), overlay=overlay,
+                              checkpoint=checkpoint, device=device, progress=True)
+    else:
+        raise ConfigError(f"--backend must be torch or onnxruntime, got {backend!r}")
     out.print(f"wrote {len(written)} files to {out_dir}")
+
+
+@app.command("export")
+def export_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder, or a .safetensors checkpoint (it carries its "
+                                                 "model config).")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx | torchscript.")] = "onnx",
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="File to write (default RUN_DIR/export/model"
+                                                                   ".onnx or .pt; beside a .safetensors).")] = None,
+    size: Annotated[Optional[str], typer.Option(help="Fix the input size to WxH (default: any size; the batch "
+                                                     "axis is always free).")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="A .safetensors file instead of the run's last.")] = None,
+):
+    """Export a trained model to ONNX or TorchScript, with its label space and input contract as metadata.
+
+    The graph takes float32 RGB (N, 3, H, W) in [0, 1] and returns logits (N, C, H, W); it normalises itself.
+
+    Examples:
+
+      syn2real export runs/camvid_supervised --format onnx
+
+      syn2real export runs/camvid_supervised --format torchscript --out model.pt --size 960x720
+    """
+    from syn2real.export import export_model
+
+    out.print(f"wrote {export_model(run_dir, fmt, out_file, _parse_size(size), checkpoint)}")
 
 
 @datasets_app.command("check")
@@ -239,10 +318,27 @@ def label(
     request_dir: Annotated[Path, typer.Argument(help="A request folder (from `syn2real select`).")],
     oracle: Annotated[Optional[str], typer.Option(help="Answer every open request from ground truth: the labelled "
                                                        "target split as kind:root[:split].")] = None,
-    import_answers: Annotated[Optional[Path], typer.Option("--import", help="Store a person's answers.json.")] = None,
-    export: Annotated[Optional[Path], typer.Option(help="Write masks/*.png and answers.json here.")] = None,
+    import_answers: Annotated[Optional[Path], typer.Option("--import", help="Store a person's answers: answers.json, "
+                                                           "a Label Studio JSON export or a CVAT export.")] = None,
+    import_format: Annotated[str, typer.Option(help="ours (answers.json) | labelstudio (JSON export, brush labels) | "
+                                                    "cvat (Segmentation mask 1.1 folder or .zip).")] = "ours",
+    export: Annotated[Optional[Path], typer.Option(help="Write the labels gathered so far into this folder.")] = None,
+    export_format: Annotated[str, typer.Option(help="ours (masks/*.png, answers.json) | labelstudio (tasks.json, "
+                                                    "config.xml) | cvat (Segmentation mask 1.1).")] = "ours",
+    image_url: Annotated[Optional[str], typer.Option(help="labelstudio export: a task's image is this prefix + the "
+                                                          "file name (default: the file's path).")] = None,
 ):
-    """Answer labelling requests (simulated oracle or imported answers) and export the labels gathered so far."""
+    """Answer labelling requests (simulated oracle or imported answers) and export the labels gathered so far.
+
+    Imported Label Studio / CVAT labels answer the open requests; painted pixels outside them are ignored.
+
+      syn2real label runs/dacs/active --export ls --export-format labelstudio --image-url '/data/local-files/?d=val/'
+
+      syn2real label runs/dacs/active --import project-1.json --import-format labelstudio
+
+      syn2real label runs/dacs/active --import task_1.zip --import-format cvat
+    """
+    from syn2real.active.interchange import FORMATS, export_labels, import_labels
     from syn2real.active.oracle import SimulatedAnnotator
     from syn2real.active.rounds import STORE_FILE, summary
     from syn2real.active.store import LabelStore
@@ -252,15 +348,23 @@ def label(
         raise ConfigError(f"{request_dir} is not a request folder: {request_dir / STORE_FILE} is missing")
     if not (oracle or import_answers or export):
         raise ConfigError("say what to do: --oracle kind:root:split, --import answers.json and/or --export DIR")
+    for option, value in (("--import-format", import_format), ("--export-format", export_format)):
+        if value not in FORMATS:
+            raise ConfigError(f"{option} must be one of {', '.join(FORMATS)}, got {value!r}")
     store = LabelStore(request_dir / STORE_FILE)
     if oracle:
         annotator = SimulatedAnnotator(build_dataset(_parse_data_spec(oracle), None, labels=True))
         answered = annotator.answer_open(store, progress=True)
         out.print(f"oracle answered {answered} requests, revealing {annotator.revealed} pixels")
-    if import_answers:
+    if import_answers and import_format == "ours":
         out.print(f"imported {store.import_answers(import_answers)} new answers from {import_answers}")
-    if export:
+    elif import_answers:
+        out.print(f"{import_answers}: {import_labels(store, request_dir, import_answers, import_format).describe()}")
+    if export and export_format == "ours":
         out.print(f"exported to {store.export(export)}")
+    elif export:
+        written = export_labels(store, request_dir, export, export_format, image_url)
+        out.print(f"exported ({export_format}) to {written}")
     spent = summary(store)
     out.print(f"labelled so far: {spent['points_per_image']:.1f} points/image, {spent['percent_pixels']:.2f} % of "
               f"pixels over {spent['images']} images")
@@ -268,7 +372,13 @@ def label(
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]):
-    """Write RUN_DIR/report.html: per-class IoU table, curves, confusion matrix, example predictions."""
+    """Write RUN_DIR/report.html: every evaluation's scores, per-class IoU and confusion matrix, training curves,
+    example predictions.
+
+    Example:
+
+      syn2real report runs/camvid_supervised
+    """
     from syn2real.report.html import write_report
 
     out.print(f"wrote {write_report(run_dir)}")
@@ -305,6 +415,12 @@ def demo(
     """Render a synthetic source and a photo-style target, train source-only, adapt, score both on the target.
 
     Needs no download; under 10 minutes on 2 CPU cores. Writes run folders with metrics and report.html.
+
+    Examples:
+
+      syn2real demo
+
+      syn2real demo --out /tmp/demo --iters 100 --method none   # a quick look; its scores mean little
     """
     from syn2real.demo import ADAPT_ITERS, BEST_METHOD, run_demo
 
@@ -313,10 +429,13 @@ def demo(
 
 
 def main() -> None:
+    # Under torchrun every process runs the command: only rank 0 prints results (errors print on every rank).
+    out.quiet = int(os.environ.get("RANK", "0")) > 0
     try:
         app()
     except Syn2RealError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        # soft_wrap: one line however narrow the terminal, and unwrapped when piped (grep, logs).
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

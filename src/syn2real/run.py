@@ -8,6 +8,8 @@ interrupted one resumes.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +44,17 @@ def check_names(cfg: Config) -> None:
         SELECTORS.get(cfg.active.selector)
 
 
+def check_label_space(cfg: Config, source) -> None:
+    """The model predicts the classes of the source dataset's label space: a model of another class count would
+    train on out-of-range targets or never learn some classes. Checked once the source reader is built (a
+    `folder` dataset's space comes from its id map file), before the run writes anything."""
+    space, data = source.space, cfg.data.source
+    if space.num_classes != cfg.model.num_classes:
+        raise ConfigError(f"model.num_classes is {cfg.model.num_classes} but the source dataset ({data.kind} at "
+                          f"{data.root}) has {space.num_classes} classes ({space.name}); set "
+                          f"model.num_classes={space.num_classes}")
+
+
 def train(cfg: Config, resume: bool = False, init_from: str | Path | None = None, progress: bool = True) -> Path:
     """Train the run `cfg` describes into `cfg.run_dir` (the CLI's `train`); returns the run folder. With
     `active.selector` set it trains with active-labelling rounds, and with `active.answers: human` it stops at
@@ -49,6 +62,7 @@ def train(cfg: Config, resume: bool = False, init_from: str | Path | None = None
     check_names(cfg)
     try:
         datasets = build_datasets(cfg)
+        check_label_space(cfg, datasets["source"])
         callbacks = []
         if cfg.active.selector is not None:
             from syn2real.active.loop import ActiveLabelling
@@ -82,32 +96,51 @@ def train_once(cfg: Config, progress: bool = True) -> Path:
 
 def evaluate_run(run_dir: Path, data: DatasetConfig | None = None, protocol: str | None = None,
                  mode: str | None = None, size: tuple[int, int] | None = None, checkpoint: Path | None = None,
-                 precision: str = "fp32", device: str = "auto", progress: bool = False) -> tuple[EvalResult, Path]:
+                 precision: str = "fp32", device: str = "auto", progress: bool = False,
+                 name: str | None = None) -> tuple[EvalResult, Path]:
     """Score the run's model (its last checkpoint, or `checkpoint`) on `data` (default: the run's validation
     set) under `protocol` / `mode` (default: the run's), images resized to `size` (H, W) for inference; saves
-    the result under RUN_DIR/eval/ and returns it with its folder."""
+    the result in its own folder RUN_DIR/eval/NAME (default: `eval_folder_name`, so scores of other data or
+    settings are kept) and returns it with its folder."""
     from syn2real.data import build_dataset, eval_transform
     from syn2real.engine.runs import load_run, model_space
     from syn2real.evaluate.evaluator import evaluate
+    from syn2real.io import remove_stale_temporaries
 
+    if name is not None and (name in ("", ".", "..", "final") or "/" in name or "\\" in name):
+        raise ConfigError(f"--name must be a folder name other than 'final' (the end-of-training score); got {name!r}")
     cfg, model = load_run(run_dir, checkpoint, device)
+    remove_stale_temporaries(run_dir)
     data = data or cfg.data.val
     if data is None:
         raise ConfigError(f"{run_dir} has no validation set in its config: pass --data kind:root:split")
+    data = dataclasses.replace(data, root=os.path.abspath(data.root))
     eval_cfg = dataclasses.replace(cfg.eval, **{k: v for k, v in (("protocol", protocol), ("mode", mode)) if v})
-    dataset = build_dataset(data, transform=eval_transform(size or cfg.data.val_resize), labels=True)
+    size = size or cfg.data.val_resize
+    dataset = build_dataset(data, transform=eval_transform(size), labels=True)
     result = evaluate(model, dataset, eval_cfg, model_space(cfg), progress=progress,
                       device=next(model.parameters()).device, precision=precision)
-    dest = Path(run_dir) / "eval" / f"{data.kind}_{data.split}_{eval_cfg.protocol}"
-    result.save(dest)
+    dest = Path(run_dir) / "eval" / (name or eval_folder_name(data, eval_cfg.protocol, eval_cfg.mode, size))
+    about = {"data": {"kind": data.kind, "root": data.root, "split": data.split}, "mode": eval_cfg.mode,
+             "size": list(size) if size else None, "precision": precision,
+             "checkpoint": str(Path(checkpoint).resolve()) if checkpoint else None}
+    result.save(dest, about)
     return result, dest
+
+
+def eval_folder_name(data: DatasetConfig, protocol: str, mode: str, size: tuple[int, int] | None) -> str:
+    """`KIND-ROOTHASH_SPLIT_PROTOCOL_MODE_SIZE`, e.g. `camvid-3f9a1c_val_camvid11_whole_960x720`: one folder for
+    each dataset (6 hex digits of its absolute root), split and setting, so no evaluation replaces another."""
+    digest = hashlib.sha1(os.path.abspath(data.root).encode()).hexdigest()[:6]
+    shown = f"{size[1]}x{size[0]}" if size else "native"
+    return f"{data.kind}-{digest}_{data.split}_{protocol}_{mode}_{shown}"
 
 
 def predict_run(run_dir: Path, images: Path, out_dir: Path, size: tuple[int, int] | None = None,
                 overlay: bool = False, checkpoint: Path | None = None, device: str = "auto",
                 progress: bool = False) -> list[Path]:
-    """Palette PNG masks (and image/prediction blends with `overlay`) of the run's model for a folder of images;
-    returns the files written."""
+    """Palette PNG masks (and image/prediction blends with `overlay`) of the run's model for one image or a
+    folder of images; returns the files written."""
     from syn2real.engine.runs import load_run, model_space
     from syn2real.evaluate.predict import predict_folder
 

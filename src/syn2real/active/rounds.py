@@ -22,17 +22,18 @@ from rich.progress import track
 from torch import nn
 
 from syn2real.active.dataset import SparseLabelDataset
+from syn2real.active.meta import write_meta
 from syn2real.active.pixel_selector import train_selector
 from syn2real.active.requests import Budget, Request
-from syn2real.active.selectors import needs_two_classifiers, select
+from syn2real.active.selectors import SELECTORS, needs_two_classifiers, select
 from syn2real.active.store import LabelStore
 from syn2real.config import ActiveConfig, DataConfig, DatasetConfig
 from syn2real.data import build_dataset, train_transform
-from syn2real.data.base import SegDataset
+from syn2real.data.base import SegDataset, pixel_hash, read_rgb
 from syn2real.errors import ConfigError, DataError
 from syn2real.io import atomic_write_bytes, atomic_write_json, png_bytes
 from syn2real.evaluate.inference import eval_mode, infer_logits
-from syn2real.labels import IGNORE, LabelSpace
+from syn2real.labels import LabelSpace
 
 STORE_FILE = "labels.sqlite"
 PREVIEW_COLOUR = (255, 0, 255)
@@ -52,13 +53,29 @@ class RequestFolder:
 def open_request_folder(path: Path, target: DatasetConfig, data: DataConfig,
                         space: LabelSpace | None = None) -> RequestFolder:
     """Open (or start) the request folder `path` for the target images `target`, every image registered in its
-    store, and `meta.json` naming the label space answers are given in (default: the target reader's)."""
-    store = LabelStore(path / STORE_FILE)
+    store with the hash of its pixels, and `meta.json` naming the label space answers are given in (default: the
+    target reader's). The images are found before the store is created, so a wrong target leaves nothing."""
     images = build_dataset(target, None, labels=False)
-    sparse = SparseLabelDataset(images, store, train_transform(data))
-    sparse.register()
-    write_meta(path, space or images.space)
+    store = LabelStore(path / STORE_FILE)
+    try:
+        sparse = SparseLabelDataset(images, store, train_transform(data))
+        sparse.register()
+        register_hashes(store, images)
+        write_meta(path, space or images.space)
+    except BaseException:
+        store.close()  # a caller may remove the store file: no connection may write to it afterwards
+        raise
     return RequestFolder(path, store, images, sparse)
+
+
+def register_hashes(store: LabelStore, images: SegDataset) -> None:
+    """Record the pixel hash of every registered image that has none (new ones, and those of a store written
+    before hashes were kept), so the oracle can tell the registered image from another frame of the same name.
+    Decoded pixels rather than file bytes: a re-encoded copy of the same picture is still the same image."""
+    known = store.image_hashes()
+    missing = {name: path for name, (path, _) in zip(images.names, images.files) if known.get(name) is None}
+    if missing:
+        store.set_image_hashes({name: pixel_hash(read_rgb(path)) for name, path in missing.items()})
 
 
 def select_round(round_index: int, selector: str, budget: Budget, model: nn.Module, requests: RequestFolder,
@@ -92,11 +109,41 @@ def select_next_round(run_dir: Path, selector: str, budget: Budget, target: Data
     Returns the round's index, its request ids and the folder."""
     from syn2real.engine.runs import load_run, model_space
 
+    SELECTORS.get(selector)
+    budgets = SELECTORS.meta(selector)["budgets"]  # checked again by `select`; here before anything is opened
+    if ("points" if budget.points is not None else "percent") not in budgets:
+        raise ConfigError(f"selector {selector!r} takes a {' or '.join(budgets)} budget, got {budget.describe()}")
     cfg, model = load_run(run_dir, device=device)
     target = target or cfg.data.target
     if target is None:
         raise ConfigError(f"{run_dir} has no data.target; name the target images with --data kind:root:split")
-    requests = open_request_folder(request_dir or Path(run_dir) / "active", target, cfg.data, model_space(cfg))
+    path = Path(request_dir or Path(run_dir) / "active")
+    # Bad input must not leave a new, empty request folder behind: a later `select` would take it as its own.
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    new_store = not (path / STORE_FILE).exists()
+    requests = None
+    try:
+        requests = open_request_folder(path, target, cfg.data, model_space(cfg))
+        return _select_next(requests, cfg, model, selector, budget, selector_iters, progress)
+    except BaseException:
+        if requests is not None:
+            requests.store.close()
+        if new_store:
+            _remove_new_request_folder(path, created)
+        raise
+
+
+def _remove_new_request_folder(path: Path, created: list[Path]) -> None:
+    """What a failed first selection wrote into `path`, and the folders it created (`created`, deepest first)."""
+    for name in (STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm", "meta.json"):
+        (path / name).unlink(missing_ok=True)
+    for folder in (path / "predictions", *path.glob("round_*/previews"), *path.glob("round_*"), *created):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _select_next(requests: RequestFolder, cfg, model: nn.Module, selector: str, budget: Budget,
+                 selector_iters: int | None, progress: bool) -> tuple[int, list[int], RequestFolder]:
     rounds = requests.store.rounds()
     last = max(rounds, default=None)
     if last is not None and (rounds[last]["method"], rounds[last]["budget"]) == (selector, budget.describe()):
@@ -113,12 +160,6 @@ def select_next_round(run_dir: Path, selector: str, budget: Budget, target: Data
                           cfg.data.batch_size, cfg.data.workers, cfg.train.seed, cfg.train.precision,
                           params=cfg.active.params if cfg.active.selector == selector else None, progress=progress)
     return round_index, ids, requests
-
-
-def write_meta(request_dir: Path, space: LabelSpace) -> None:
-    atomic_write_json(request_dir / "meta.json", {"space": space.name, "classes": list(space.classes),
-                                                  "palette": [list(map(int, c)) for c in space.palette],
-                                                  "ignore": IGNORE})
 
 
 

@@ -34,7 +34,7 @@ from syn2real.labels import IGNORE
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
-    name TEXT PRIMARY KEY, height INTEGER NOT NULL, width INTEGER NOT NULL, path TEXT NOT NULL);
+    name TEXT PRIMARY KEY, height INTEGER NOT NULL, width INTEGER NOT NULL, path TEXT NOT NULL, sha256 TEXT);
 CREATE TABLE IF NOT EXISTS rounds (
     round INTEGER PRIMARY KEY, method TEXT NOT NULL, budget TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (
@@ -82,6 +82,7 @@ class LabelStore:
         self._local = threading.local()
         self._timeout = timeout
         self._connection().executescript(SCHEMA)  # runs as its own transaction
+        self._migrate()
 
     # ---- connections ---------------------------------------------------------------------------------
 
@@ -111,6 +112,14 @@ class LabelStore:
             raise
         db.execute("COMMIT")
 
+    def _migrate(self) -> None:
+        """Stores written before images had a content hash get the column; their images keep a NULL hash until
+        `set_image_hashes` fills it, and until then the oracle can check their size only."""
+        with self._transaction() as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(images)")}
+            if "sha256" not in columns:
+                db.execute("ALTER TABLE images ADD COLUMN sha256 TEXT")
+
     def __getstate__(self) -> dict:
         # Data-loader workers get the path, not a connection.
         return {"path": self.path, "timeout": self._timeout}
@@ -135,8 +144,30 @@ class LabelStore:
                 if row is not None and tuple(row) != (height, width):
                     raise DataError(f"{self.path}: image {name!r} is registered as {row[0]}x{row[1]} (HxW), "
                                     f"not {height}x{width}")
-                db.execute("INSERT OR IGNORE INTO images VALUES (?, ?, ?, ?)",
+                db.execute("INSERT OR IGNORE INTO images (name, height, width, path) VALUES (?, ?, ?, ?)",
                            (name, int(height), int(width), str(Path(path).resolve())))
+
+    def set_image_hashes(self, hashes: dict[str, str]) -> None:
+        """Record the content hash (`syn2real.data.base.pixel_hash`) of registered images that have none yet;
+        a different hash for an image that has one is an error (its requests are about the old pixels)."""
+        with self._transaction() as db:
+            for name, digest in hashes.items():
+                row = db.execute("SELECT sha256, path FROM images WHERE name = ?", (name,)).fetchone()
+                if row is None:
+                    raise DataError(f"{self.path}: unknown image {name!r}")
+                if row[0] is not None and row[0] != digest:
+                    raise DataError(f"{self.path}: image {name!r} ({row[1]}) has changed since it was registered")
+                db.execute("UPDATE images SET sha256 = ? WHERE name = ?", (digest, name))
+
+    def image_hashes(self) -> dict[str, str | None]:
+        """name -> content hash, None for images registered before the store kept hashes."""
+        return dict(self._connection().execute("SELECT name, sha256 FROM images ORDER BY name"))
+
+    def image_hash(self, image: str) -> str | None:
+        row = self._connection().execute("SELECT sha256 FROM images WHERE name = ?", (image,)).fetchone()
+        if row is None:
+            raise DataError(f"{self.path}: unknown image {image!r}")
+        return row[0]
 
     def images(self) -> dict[str, tuple[int, int]]:
         rows = self._connection().execute("SELECT name, height, width FROM images ORDER BY name")
@@ -219,10 +250,16 @@ class LabelStore:
         `labels`: uint8 over the request's box (pixels outside the request must be IGNORE), or one class id
         for the whole request; None with `skipped` ("unsure"). Classes must be < `num_classes` or IGNORE.
         """
+        row = self.answer_row(self.request(request_id), labels, annotator, source, skipped, seconds, num_classes)
+        return bool(self.add_answers([row]))
+
+    def answer_row(self, stored: StoredRequest, labels: np.ndarray | int | None, annotator: str,
+                   source: str = "human", skipped: bool = False, seconds: float | None = None,
+                   num_classes: int = 19) -> tuple:
+        """A checked answer to `stored` (arguments as `answer`), ready for `add_answers`; writes nothing."""
         if source not in SOURCES:
             raise DataError(f"answer source must be one of {SOURCES}, got {source!r}")
-        stored = self.request(request_id)
-        mask = stored.request.mask
+        request_id, mask = stored.id, stored.request.mask
         if skipped:
             blob = None
         else:
@@ -239,10 +276,17 @@ class LabelStore:
             if np.any((inside >= num_classes) & (inside != IGNORE)) or np.any(array < 0):
                 raise DataError(f"request {request_id}: class ids must be in 0..{num_classes - 1} or {IGNORE}")
             blob = array.astype(np.uint8).tobytes()
+        return request_id, blob, int(skipped), annotator, source, time.time(), seconds
+
+    def add_answers(self, rows: Iterable[tuple]) -> list[int]:
+        """Store checked answers (`answer_row`) in one transaction, all or none; returns the ids of the requests
+        answered now (a request answered already keeps its first answer)."""
+        new = []
         with self._transaction() as db:
-            cursor = db.execute("INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                (request_id, blob, int(skipped), annotator, source, time.time(), seconds))
-            return cursor.rowcount == 1
+            for row in rows:
+                if db.execute("INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)", row).rowcount:
+                    new.append(row[0])
+        return new
 
     def retract(self, request_id: int, annotator: str) -> bool:
         """Undo: delete `annotator`'s answer to a request; False when there was none of theirs."""
@@ -365,22 +409,23 @@ class LabelStore:
         return out_dir
 
     def import_answers(self, path: str | Path, annotator: str | None = None, num_classes: int = 19) -> int:
-        """Store the answers of an answers.json (each checked against its request); returns how many were new."""
+        """Store the answers of an answers.json; returns how many were new. Every answer is checked against its
+        request before any is stored, and they are stored in one transaction: a bad file changes nothing."""
         path = Path(path)
         records = read_json(path, "answers file")
         if not isinstance(records, list):
             raise DataError(f"{path}: expected a JSON list of answers")
-        new = 0
+        rows = []
         for i, record in enumerate(records):
             try:
                 stored = self.request(int(record["request"]))
                 labels = _record_labels(record, stored)
-                new += self.answer(stored.id, labels, annotator or record.get("annotator", "import"),
-                                   source=record.get("source", "human"), skipped=bool(record.get("skipped")),
-                                   num_classes=num_classes)
-            except (KeyError, TypeError, ValueError, DataError) as e:
+                rows.append(self.answer_row(stored, labels, annotator or record.get("annotator", "import"),
+                                            source=record.get("source", "human"),
+                                            skipped=bool(record.get("skipped")), num_classes=num_classes))
+            except (KeyError, TypeError, ValueError, AttributeError, DataError) as e:
                 raise DataError(f"{path}: answer #{i}: {e}") from None
-        return new
+        return len(self.add_answers(rows))
 
 
 def _stored_request(row) -> StoredRequest:

@@ -18,9 +18,15 @@ def build_dataset(ds_cfg: DatasetConfig, transform: Callable | None = None, labe
     """The reader for `ds_cfg.kind` over `ds_cfg.root`/`ds_cfg.split` (first `ds_cfg.limit` frames).
 
     Pairing problems (missing labels, labels without images) fail here; call `.validate()` to check file
-    contents up front. `labels=False` gives items without "mask" and never opens a label file.
+    contents up front. With `ds_cfg.skip_bad` that is done here, so bad frames (unreadable, unknown label ids)
+    are dropped and counted (`.skipped`, and a warning) for every user, training and evaluation alike;
+    without it a bad frame stops whoever reads it. `labels=False` gives items without "mask" and never opens
+    a label file.
     """
-    return DATASETS.get(ds_cfg.kind)(ds_cfg, transform=transform, labels=labels)
+    dataset = DATASETS.get(ds_cfg.kind)(ds_cfg, transform=transform, labels=labels)
+    if ds_cfg.skip_bad:
+        dataset.validate(skip_bad=True)
+    return dataset
 
 
 import_submodules(__name__)

@@ -15,6 +15,7 @@ may hold; everything else is done here, the same way for every dataset. Subclass
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -35,8 +36,12 @@ from syn2real.registry import Registry
 #: How many offending files an error message names before it says "and N more".
 MAX_LISTED = 10
 
-# What PIL raises for missing, truncated or corrupt files.
-_PIL_ERRORS = (OSError, SyntaxError, ValueError)
+# What the reading LUT gives an id the reader does not know: no space has 254 classes and 255 is IGNORE.
+_UNKNOWN = 254
+
+# What PIL raises for missing, truncated, corrupt or absurdly large files (a decompression bomb is refused
+# from its header, before any pixel is decoded).
+_PIL_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 def list_items(items: Iterable[object], limit: int = MAX_LISTED, sep: str = "\n  ") -> str:
@@ -67,6 +72,14 @@ def read_rgb(path: Path) -> np.ndarray:
             return np.array(im.convert("RGB"))
     except _PIL_ERRORS as e:
         raise DataError(f"{path}: not a readable image ({e})") from None
+
+
+def pixel_hash(rgb: np.ndarray) -> str:
+    """sha256 of an (H, W, 3) image's decoded pixels and size: the same picture gives the same hash whatever
+    its file encoding (compression level, metadata, a re-saved copy), which is what labels refer to."""
+    digest = hashlib.sha256(f"{rgb.shape[0]}x{rgb.shape[1]}:".encode())
+    digest.update(np.ascontiguousarray(rgb, np.uint8).tobytes())
+    return digest.hexdigest()
 
 
 def read_index_png(path: Path) -> np.ndarray:
@@ -122,7 +135,10 @@ class SegDataset(Dataset):
         self.lut = make_lut(self.id_map, self.lut_size)
         self._known = np.zeros(self.lut_size, bool)
         self._known[list(self.id_map) + list(self.void_ids)] = True
+        # `lut` with unknown ids marked: reading checks every label with the gather it needs anyway.
+        self._reading_lut = np.where(self._known, self.lut, _UNKNOWN).astype(np.uint8)
         self._size_warned = False
+        self._validated = False
 
         triples = self._scan()
         where = f"{self.kind} split {self.split!r} at {self.root}"
@@ -240,9 +256,13 @@ class SegDataset(Dataset):
     def load_mask(self, label_path: Path, image_hw: tuple[int, int]) -> np.ndarray:
         """The label at `label_path` in `space` ids, uint8 (H, W) at the image's size."""
         raw = self._read_label(label_path)
-        if raw.size and int(raw.max()) >= self.lut_size:
-            raise DataError(f"{label_path}: label id {int(raw.max())} is beyond the {self.kind} id range")
-        mask = self.lut[raw]
+        # `lut` sends unlisted ids to IGNORE too: unchecked, a wrong label file would train as "unlabelled".
+        # lut_size is at least 256, so only a wider array can hold an id beyond the table.
+        beyond = raw.dtype != np.uint8 and raw.size and int(raw.max()) >= self.lut_size
+        mask = None if beyond else self._reading_lut[raw]
+        if mask is None or (mask == _UNKNOWN).any():
+            raise DataError(f"{label_path}: label ids {self._unknown_ids(raw)} are not {self.kind} label ids; fix "
+                            f"the file, or set skip_bad: true (--skip-bad) to drop such frames")
         if mask.shape != tuple(image_hw):
             if not self.resizes_labels:
                 raise DataError(f"{label_path}: label is {mask.shape[1]}x{mask.shape[0]} but its image is "
@@ -257,6 +277,7 @@ class SegDataset(Dataset):
     # ---- checks and statistics -------------------------------------------------------------------------
 
     def _unknown_ids(self, raw: np.ndarray) -> list[int]:
+        """Raw ids in `raw` that are neither in `id_map` nor in `void_ids`, sorted (one bincount)."""
         present = np.flatnonzero(np.bincount(raw.ravel(), minlength=self.lut_size))
         return [int(i) for i in present if i >= self.lut_size or not self._known[i]]
 
@@ -282,8 +303,11 @@ class SegDataset(Dataset):
         """Read every frame once: images intact, labels readable, sized like their images, ids known.
 
         Raises one DataError naming the bad files, or with `skip_bad` (default: the config's) drops them,
-        counts them in `skipped` and warns. A `labels=False` dataset checks its images only.
+        counts them in `skipped` and warns. A `labels=False` dataset checks its images only. Once it has passed,
+        calling it again does nothing (`build_dataset` validates `skip_bad` datasets, and so may its caller).
         """
+        if self._validated:
+            return
         skip_bad = self.skip_bad if skip_bad is None else skip_bad
         problems: dict[int, str] = {}
         unknown_ids: set[int] = set()
@@ -294,6 +318,7 @@ class SegDataset(Dataset):
             resized += differs
             if problem:
                 problems[i] = problem
+        self._validated = skip_bad or not problems
         if resized and not self._size_warned:
             self._size_warned = True
             warnings.warn(f"{self.kind} at {self.root}: {resized} of {len(self)} labels differ in size from "

@@ -54,6 +54,8 @@ def read_id_map(path: Path) -> tuple[dict[int, int], LabelSpace]:
 class FolderDataset(SegDataset):
     kind = "folder"
     layout = "root/images/*.{png,jpg} + root/masks/{stem}.png + an id map YAML [+ root/{split}.txt]"
+    # 255 is "unlabelled" in masks of any space (our exports write it), so it needs no line of its own in the map.
+    void_ids = frozenset({IGNORE})
 
     def __init__(self, cfg: DatasetConfig, transform: Callable | None = None, labels: bool = True):
         root = Path(cfg.root).expanduser()

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from syn2real.data.base import DATASETS, SegDataset
+from syn2real.data.base import DATASETS, SegDataset, image_size
 from syn2real.errors import DataError
 from syn2real.labels import SYNTHIA_ID_TO_TRAIN
 
@@ -37,6 +37,8 @@ class SynthiaDataset(SegDataset):
         return None if self._stems is not None else sorted((self.root / "GT" / "LABELS").glob("*.png"))
 
     def _read_label(self, path: Path) -> np.ndarray:
+        # PIL reads the header only and refuses a decompression bomb, which OpenCV would try to decode.
+        image_size(path)
         raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if raw is None:
             raise DataError(f"{path}: not a readable label image")

@@ -7,6 +7,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from syn2real.data import collate
 from syn2real.engine import distributed as ddp
+from syn2real.errors import worker_errors_unwrapped
 
 
 class InfiniteLoader:
@@ -33,7 +34,8 @@ class InfiniteLoader:
         if self._iterator is None:
             self.sampler.set_position(self.epoch, self.batch)
             self._iterator = iter(self.loader)
-        batch = next(self._iterator)
+        with worker_errors_unwrapped():
+            batch = next(self._iterator)
         self.batch += 1
         if self.batch == self.sampler.batches_per_epoch:
             self.epoch, self.batch, self._iterator = self.epoch + 1, 0, None

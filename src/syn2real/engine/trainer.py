@@ -17,12 +17,14 @@ import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
 import torch
+from rich import get_console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from torch import nn
@@ -31,34 +33,28 @@ from torch.utils.data import Dataset
 from syn2real.config import Config, save_config
 from syn2real.engine import distributed as ddp
 from syn2real.engine.callbacks import Callback
-from syn2real.engine.checkpoint import last_checkpoint, load_state, load_weights, save_checkpoint, weights_path
+from syn2real.engine.checkpoint import (last_checkpoint, load_state, load_weights, model_metadata, save_checkpoint,
+                                       weights_path)
 from syn2real.engine.loader import InfiniteLoader
 from syn2real.engine.logging import RunLogger
 from syn2real.engine.optim import build_optimizer, build_scheduler
 from syn2real.engine.runs import resolve_device
 from syn2real.errors import ConfigError, TrainingError, WeightsError
 from syn2real.evaluate.inference import autocast
+from syn2real.io import remove_stale_temporaries
 from syn2real.methods import Method, build_method
 
 
 def build_datasets(cfg: Config) -> dict[str, Dataset | None]:
-    """Source (labelled), target (never reads labels) and validation datasets, with their transforms.
-
-    A dataset with `skip_bad` set is validated first (every frame read once) so bad frames are dropped.
-    """
+    """Source (labelled), target (never reads labels) and validation datasets, with their transforms (a dataset
+    with `skip_bad` drops its bad frames as it is built)."""
     from syn2real.data import build_dataset, eval_transform, train_transform
-
-    def build(ds_cfg, transform, labels):
-        dataset = build_dataset(ds_cfg, transform, labels=labels)
-        if ds_cfg.skip_bad:
-            dataset.validate(skip_bad=True)
-        return dataset
 
     data = cfg.data
     return {
-        "source": build(data.source, train_transform(data), labels=True),
-        "target": build(data.target, train_transform(data), labels=False) if data.target else None,
-        "val": build(data.val, eval_transform(data.val_resize), labels=True) if data.val else None,
+        "source": build_dataset(data.source, train_transform(data), labels=True),
+        "target": build_dataset(data.target, train_transform(data), labels=False) if data.target else None,
+        "val": build_dataset(data.val, eval_transform(data.val_resize), labels=True) if data.val else None,
     }
 
 
@@ -96,6 +92,8 @@ class Trainer:
             raise ConfigError("train.precision: fp16 needs CUDA (a loss scaler); use bf16 on CPU")
         _set_determinism(cfg.train.deterministic, device)
         self._check_run_dir(resume)
+        if self.is_main:
+            _warn_long_warmup(cfg)
 
         # The same seed on every rank first, so that every rank builds identical initial weights.
         _seed_everything(cfg.train.seed)
@@ -146,6 +144,8 @@ class Trainer:
     # ---- setup ---------------------------------------------------------------------------------------
 
     def _check_run_dir(self, resume: bool) -> None:
+        if self.is_main:
+            remove_stale_temporaries(self.run_dir)
         has_checkpoint = last_checkpoint(self.ckpt_dir) is not None
         if resume and not has_checkpoint:
             raise TrainingError(f"nothing to resume: {self.ckpt_dir / 'last.json'} does not exist")
@@ -200,8 +200,11 @@ class Trainer:
         self.method.set_train_mode()
         columns = (TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+        show = self.progress and self.is_main
+        # Rich draws its bar only on a terminal; a log file (`make demo > log`) gets plain lines instead.
+        plain = _PlainProgress(train.iters, self.step) if show and not get_console().is_terminal else None
         try:
-            with Progress(*columns, disable=not (self.progress and self.is_main)) as bar:
+            with Progress(*columns, disable=not show or plain is not None) as bar:
                 task = bar.add_task("train", total=train.iters, completed=self.step, info="")
                 while self.step < train.iters:
                     if self.callbacks:
@@ -230,8 +233,10 @@ class Trainer:
                         window[name] = window.get(name, 0.0) + value
                     window_steps += 1
                     window_images += len(src["image"]) * ddp.get_world_size()
-                    bar.update(task, completed=self.step,
-                               info=" ".join(f"{k} {v:.3f}" for k, v in losses.items()))
+                    info = " ".join(f"{k} {v:.3f}" for k, v in losses.items())
+                    bar.update(task, completed=self.step, info=info)
+                    if plain is not None:
+                        plain.update(self.step, info)
                     at_end = self.step == train.iters
                     if self.step % max(train.log_every, 1) == 0 or at_end:
                         elapsed = time.perf_counter() - window_start
@@ -340,8 +345,9 @@ class Trainer:
             "rng": ddp.all_gather_objects(_rng_state(self.device)),
         }
         if self.is_main:
+            space = self.model_space.name if self.model_space is not None else None
             save_checkpoint(self.ckpt_dir, self.step, self.model.state_dict(), state,
-                            keep=self.cfg.train.keep_checkpoints)
+                            keep=self.cfg.train.keep_checkpoints, metadata=model_metadata(self.cfg.model, space))
         ddp.barrier()
         self.last_saved = weights_path(self.ckpt_dir, self.step)
         self.last_saved_step = self.step
@@ -353,6 +359,44 @@ class Trainer:
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
+
+#: Warn when the learning-rate warm-up takes more than this share of the run.
+WARMUP_SHARE_WARNING = 0.75
+
+
+def _warn_long_warmup(cfg: Config) -> None:
+    warmup, iters = cfg.optim.warmup_iters, cfg.train.iters
+    if warmup > WARMUP_SHARE_WARNING * iters:
+        reach = "never reaches optim.lr" if warmup >= iters else f"reaches optim.lr only after {warmup}"
+        warnings.warn(f"optim.warmup_iters={warmup} for train.iters={iters}: the learning rate {reach}, so the "
+                      f"model barely trains; lower optim.warmup_iters or raise train.iters", stacklevel=3)
+
+
+class _PlainProgress:
+    """Training progress as plain lines, for output that is not a terminal: one line each `percent` of the run
+    or `seconds`, whichever comes first, and one at the end."""
+
+    def __init__(self, total: int, start: int, percent: float = 5.0, seconds: float = 60.0):
+        self.total, self.start = total, start
+        self.every = max(1, math.ceil(total * percent / 100))
+        self.seconds = seconds
+        self.began = self.last = time.perf_counter()
+
+    def update(self, step: int, info: str) -> None:
+        now = time.perf_counter()
+        if step % self.every and step != self.total and now - self.last < self.seconds:
+            return
+        self.last = now
+        elapsed = now - self.began
+        left = elapsed / max(step - self.start, 1) * (self.total - step)
+        print(f"train {step}/{self.total} ({100 * step / self.total:.0f}%) {info} elapsed {_clock(elapsed)} "
+              f"eta {_clock(left)}", flush=True)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
 
 
 def _build_model(cfg: Config) -> nn.Module:

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from syn2real.config import EvalConfig
 from syn2real.io import atomic_path, atomic_write_text
-from syn2real.errors import DataError
+from syn2real.errors import DataError, worker_errors_unwrapped
 from syn2real.evaluate.inference import eval_mode, infer_logits, model_device
 from syn2real.evaluate.metrics import ConfusionMatrix
 from syn2real.evaluate.protocols import get_protocol
@@ -71,13 +71,14 @@ class EvalResult:
             "outside": self.outside.tolist(),
         }
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+    def to_json(self, about: dict | None = None) -> str:
+        return json.dumps({**self.to_dict(), **(about or {})}, indent=2) + "\n"
 
-    def save(self, out_dir: str | Path) -> None:
-        """Write `metrics.json` and `confusion.png` into `out_dir` (each atomically)."""
+    def save(self, out_dir: str | Path, about: dict | None = None) -> None:
+        """Write `metrics.json` (with `about`: what was scored, and how) and `confusion.png` into `out_dir`
+        (each atomically)."""
         out_dir = Path(out_dir)
-        atomic_write_text(out_dir / "metrics.json", self.to_json())
+        atomic_write_text(out_dir / "metrics.json", self.to_json(about))
         fig = self._confusion_figure()
         with atomic_path(out_dir / "confusion.png") as tmp:
             fig.savefig(tmp, format="png", dpi=120)
@@ -96,7 +97,8 @@ class EvalResult:
         k = len(self.class_names)
         fig = Figure(figsize=(2.5 + 0.45 * len(columns), 2.0 + 0.45 * k), layout="constrained")
         ax = fig.add_subplot()
-        image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+        # In percent, as the cells are written, so the colour bar reads the same numbers.
+        image = ax.imshow(100 * share, cmap="Blues", vmin=0.0, vmax=100.0)
         ax.set_xticks(range(len(columns)), columns, rotation=60, ha="right", fontsize=8)
         ax.set_yticks(range(k), self.class_names, fontsize=8)
         ax.set_xlabel("prediction")
@@ -105,7 +107,7 @@ class EvalResult:
         for row, col in zip(*np.nonzero(share >= 0.005)):
             ax.text(col, row, f"{100 * share[row, col]:.0f}", ha="center", va="center", fontsize=7,
                     color="white" if share[row, col] > 0.5 else "black")
-        fig.colorbar(image, ax=ax, shrink=0.6)
+        fig.colorbar(image, ax=ax, shrink=0.6, label="% of the row")
         return fig
 
     def print_table(self, console: Console | None = None) -> None:
@@ -189,7 +191,7 @@ def evaluate(model: nn.Module, dataset: Dataset, eval_cfg: EvalConfig, model_spa
     matrix = ConfusionMatrix(protocol.space.num_classes)
     n_images = torch.zeros((), dtype=torch.int64, device=device)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with eval_mode(model), Progress(*columns, disable=not progress or rank != 0) as bar:
+    with eval_mode(model), Progress(*columns, disable=not progress or rank != 0) as bar, worker_errors_unwrapped():
         task = bar.add_task(f"evaluate ({protocol.name})", total=len(loader))
         for batch in loader:
             images = batch["image"].to(device, non_blocking=True).float().div_(255)

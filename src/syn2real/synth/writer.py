@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 import zlib
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import cv2
 import numpy as np
 from rich.progress import Progress
 
-from syn2real.io import atomic_write_bytes, atomic_write_json, read_json
+from syn2real.io import atomic_write_bytes, atomic_write_json, read_json, remove_stale_temporaries
 from syn2real.errors import ConfigError, DataError
 from syn2real.labels import CITYSCAPES19
 from syn2real.synth.raster import render
@@ -28,6 +29,8 @@ from syn2real.synth.styles import apply_style, check_style
 RENDERER_VERSION = "1.2"
 MANIFEST = "manifest.json"
 NUM_CLASSES = CITYSCAPES19.num_classes
+#: A split is one folder name under images/ and labels/: no separators, no "." or "..", so it stays in `out`.
+_SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def frame_name(index: int) -> str:
@@ -135,6 +138,8 @@ def render_dataset(out: Path, n: int, size: tuple[int, int], style: str, seed: i
     two settings are never mixed. `knobs` override `Knobs` fields (camera, density, light, ...).
     """
     out = Path(out)
+    if not _SPLIT_NAME.fullmatch(split):
+        raise ConfigError(f"split must be a plain folder name (letters, digits, '_', '-', '.'), got {split!r}")
     check_style(style)
     width, height = (int(v) for v in size)
     if n < 1 or width < 16 or height < 16 or workers < 1:
@@ -152,6 +157,7 @@ def render_dataset(out: Path, n: int, size: tuple[int, int], style: str, seed: i
     if entry is not None and entry.get("complete") and entry.get("n") == n and all(
             all(p.is_file() for p in _paths(out, split, i)) for i in range(n)):
         return out
+    remove_stale_temporaries(out)
     # Claim the split for these settings before writing any frame, so a resumed run can check them.
     manifest["splits"][split] = {"settings": settings, "n": n, "complete": False, "frames": {}}
     atomic_write_json(manifest_path, manifest)
