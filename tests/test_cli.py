@@ -45,7 +45,8 @@ def test_train_evaluate_predict_report(synstreets, tmp_path):
 
     out = invoke("evaluate", run, "--data", f"synstreets:{synstreets}:val", "--mode", "slide")
     assert "mIoU" in out
-    scored = json.loads((run / "eval" / "synstreets_val_cityscapes19" / "metrics.json").read_text())
+    [scored_dir] = (run / "eval").glob("synstreets-*_val_cityscapes19_slide_native")
+    scored = json.loads((scored_dir / "metrics.json").read_text())
     assert scored["n_images"] == 3 and len(scored["iou"]) == 19
 
     preds = tmp_path / "preds"
@@ -58,7 +59,8 @@ def test_train_evaluate_predict_report(synstreets, tmp_path):
 
     invoke("report", run)
     page = (run / "report.html").read_text()
-    assert "mIoU" in page and page.count("<img") == 2 + 3 * 3  # confusion matrix, curves, 3 rows of image | prediction | truth
+    # Both evaluations' confusion matrices, curves, 3 rows of image | prediction | truth.
+    assert "mIoU" in page and page.count("<img") == 3 + 3 * 3
 
 
 def test_train_resume_continues_to_the_end(synstreets, tmp_path):
@@ -108,6 +110,33 @@ def test_errors_are_one_line_without_traceback(argv, message):
     proc = subprocess.run([sys.executable, "-m", "syn2real.cli", *argv], capture_output=True, text=True, env=env)
     assert proc.returncode == 1
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_errors_stay_on_one_line_when_piped_into_a_narrow_terminal():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "40"}
+    proc = subprocess.run([sys.executable, "-m", "syn2real.cli", "evaluate", "/nonexistent/run/with/a/long/name"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "/nonexistent/run/with/a/long/name/config.yaml is missing" in proc.stderr
+
+
+def test_version():
+    from importlib.metadata import version
+
+    assert invoke("--version").strip() == f"syn2real {version('syn2real')}"
+
+
+def test_every_commands_help_has_examples():
+    for command in ("train", "evaluate", "predict", "synth", "select", "label", "report", "list", "demo"):
+        text = invoke(command, "--help")
+        assert text.count(f"syn2real {command} ") >= 2, command  # the usage line and an example
+
+
+def test_only_rank_0_prints_under_torchrun():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    printed = [subprocess.run([sys.executable, "-m", "syn2real.cli", "list", "heads"], capture_output=True,
+                              text=True, env={**env, "RANK": rank}).stdout for rank in ("0", "1")]
+    assert "deeplabv3plus" in printed[0] and printed[1] == ""
 
 
 @pytest.mark.parametrize("what, expected", [("methods", "fda"), ("datasets", "camvid19"), ("selectors", "labor-ppl"),

@@ -265,6 +265,19 @@ def test_predict_folder_inference_size_and_recursion(tmp_path):
         assert png.size == (masks["img1"].shape[1], masks["img1"].shape[0])  # back at image size
 
 
+def test_predict_takes_one_image_file(tmp_path):
+    masks = write_images(tmp_path / "in")
+    written = predict_folder(NearestColour(CITYSCAPES19), tmp_path / "in" / "img1.png", tmp_path / "out",
+                             CITYSCAPES19, overlay=True, progress=False)
+    assert written == [tmp_path / "out" / "img1.png", tmp_path / "out" / "img1_overlay.jpg"]
+    with Image.open(written[0]) as png:
+        np.testing.assert_array_equal(np.asarray(png), masks["img1"])
+    (tmp_path / "in" / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match=r"notes.txt: not an image file"):
+        predict_folder(NearestColour(CITYSCAPES19), tmp_path / "in" / "notes.txt", tmp_path / "out", CITYSCAPES19,
+                       progress=False)
+
+
 def test_predict_folder_errors(tmp_path):
     model = NearestColour(CITYSCAPES19)
     (tmp_path / "empty").mkdir()

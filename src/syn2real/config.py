@@ -14,6 +14,12 @@ any work: types, ranges, the enumerations known at this layer and the output fol
 Presets: the top-level files of `configs/` are runnable presets, loaded by name (`load_config("dacs_cpu")`).
 They are composed from building blocks in subfolders, one concern each (`data/`, `model/`, `optim/`, `runtime/`,
 `schedule/`, `method/`, `active/`), which are not runnable alone (`preset_parts()` lists them).
+
+Paths (`PATH_KEYS`: dataset roots and id maps, `out_dir`, `train.init_from`, `model.pretrained` when it names a
+file) are made absolute as they are read, so a saved config works from any directory: a relative path in a config
+file is relative to that file's folder; in a shipped preset (a file under `configs/`) it is relative to the data
+root, `$SYN2REAL_DATA` (default: the current directory); on the command line and in defaults, to the current
+directory.
 """
 
 from __future__ import annotations
@@ -493,6 +499,7 @@ def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     base = data.pop("base", None)
+    data = absolute_paths(data, data_root() if _is_preset_file(here) else here.parent)
     if not base:
         return data
     bases = [base] if isinstance(base, str) else base
@@ -505,6 +512,7 @@ def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
 
 
 def apply_override(data: dict, override: str) -> dict:
+    """Set `section.key=value` in `data`; a relative path in the value is relative to the current directory."""
     if "=" not in override:
         raise ConfigError(f"override {override!r} must look like section.key=value")
     key, raw = override.split("=", 1)
@@ -520,11 +528,46 @@ def apply_override(data: dict, override: str) -> dict:
         if not isinstance(node[p], dict):
             raise ConfigError(f"override {override!r}: {p} is not a section")
         node = node[p]
-    node[parts[-1]] = value
+    node[parts[-1]] = absolute_paths(value, Path.cwd(), ".".join(parts))
     return data
 
 
 PRESETS_DIR = Path(__file__).parent / "configs"
+#: The environment variable naming the folder that relative paths in the shipped presets (`../shared/data/camvid`,
+#: `runs/bench_r/...`) start from; unset, they start from the current directory (the repository's root in its docs).
+DATA_ROOT_ENV = "SYN2REAL_DATA"
+#: The keys that hold paths, made absolute when a config is read.
+PATH_KEYS = frozenset({"out_dir", "train.init_from", "model.pretrained",
+                       *(f"{ds}.{key}" for ds in ("data.source", "data.target", "data.val", "active.oracle_data")
+                         for key in ("root", "id_map"))})
+# model.pretrained is a path only when it names a file (the rule of models.backbones): otherwise it is a tag such as
+# `imagenet-offline` or `timm:in1k`.
+_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
+def data_root() -> Path:
+    """Where the relative paths of the shipped presets start: `$SYN2REAL_DATA`, else the current directory."""
+    return Path(os.environ.get(DATA_ROOT_ENV) or os.getcwd()).expanduser()
+
+
+def _is_path(key: str, value: str) -> bool:
+    if key == "model.pretrained":
+        return value.endswith(_WEIGHT_SUFFIXES) or "/" in value or os.sep in value
+    return bool(value)  # an empty root means "not set yet" (the demo fills it in)
+
+
+def absolute_paths(data, anchor: Path, prefix: str = ""):
+    """`data` (the value at dotted key `prefix` of a config mapping) with each relative path of `PATH_KEYS`
+    joined to `anchor`; a new object, `data` is left as it was."""
+    if isinstance(data, dict):
+        return {k: absolute_paths(v, anchor, f"{prefix}.{k}" if prefix else str(k)) for k, v in data.items()}
+    if prefix in PATH_KEYS and isinstance(data, str) and _is_path(prefix, data):
+        return os.path.abspath(os.path.join(anchor, os.path.expanduser(data)))
+    return data
+
+
+def _is_preset_file(path: Path) -> bool:
+    return PRESETS_DIR.resolve() in path.resolve().parents
 
 
 def preset_names() -> list[str]:
@@ -556,10 +599,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     for o in overrides:
         data = apply_override(data, o)
     where = str(path) if path else "config"
-    return from_dict(Config, data, where)  # checks every value (check_config)
+    cfg = from_dict(Config, data, where)  # checks every value (check_config)
+    # What no file or override set (out_dir: runs) is relative to the current directory.
+    return from_dict(Config, absolute_paths(to_dict(cfg), Path.cwd()), where, check=False)
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
+    """Write `cfg` as YAML with absolute paths (a relative one is read from the current directory, as the run did),
+    so the file works from any directory."""
     from syn2real.io import atomic_write_text
 
-    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(absolute_paths(to_dict(cfg), Path.cwd()), sort_keys=False))

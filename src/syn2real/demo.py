@@ -71,6 +71,17 @@ def adaptation_config(preset: str, out_dir: Path, roots: dict[str, Path], init_f
     return cfg
 
 
+def short_budget_note(iters: int, adapt_iters: int | None, warmup: int) -> str | None:
+    """A warning for budgets too small to read anything into (a run spends its first `warmup` iterations
+    ramping the learning rate up): None at the demo's own budget."""
+    if iters > 2 * warmup and (adapt_iters is None or adapt_iters > warmup):
+        return None
+    budget = f"{iters} source-only" + (f" and {adapt_iters} adaptation" if adapt_iters is not None else "")
+    return (f"note: {budget} iterations, the first {warmup} of each run a learning-rate warm-up, is too little "
+            f"training for these scores (or the gain) to mean much; leave --iters and --adapt-iters unset for the "
+            f"demo's budget")
+
+
 def run_demo(out_dir: str | Path = "runs/demo", iters: int | None = None, console: Console | None = None,
              workers: int = 2, method: str | None = BEST_METHOD, adapt_iters: int = ADAPT_ITERS) -> Path:
     """Run benchmark T; returns the adapted run's folder (the source-only one when `method` is None)."""
@@ -80,7 +91,8 @@ def run_demo(out_dir: str | Path = "runs/demo", iters: int | None = None, consol
     out_dir = Path(out_dir)
     start = time.perf_counter()
     roots = render_demo_data(out_dir, workers)
-    source_run = train_once(source_only_config(out_dir, roots, iters))
+    source_cfg = source_only_config(out_dir, roots, iters)
+    source_run = train_once(source_cfg)
     write_report(source_run)
     runs = {"source-only": source_run}
     if method is not None:
@@ -103,6 +115,10 @@ def run_demo(out_dir: str | Path = "runs/demo", iters: int | None = None, consol
         gain = 100 * (results[method]["miou"] - results["source-only"]["miou"])
         summary["gain_miou_points"] = gain
         console.print(f"{method} gains {gain:+.1f} mIoU points over source-only")
+    note = short_budget_note(source_cfg.train.iters, adapt_iters if method is not None else None,
+                             source_cfg.optim.warmup_iters)
+    if note:
+        console.print(note)
     atomic_write_json(out_dir / "summary.json", summary)
     final_run = runs[method] if method is not None else source_run
     console.print(f"demo finished in {time.perf_counter() - start:.0f} s; reports {source_run / 'report.html'}"

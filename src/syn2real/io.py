@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import time
 from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
@@ -17,9 +19,29 @@ from PIL import Image
 from syn2real.errors import DataError
 
 
+#: The temporary files `atomic_path` creates: `.NAME.XXXXXXXX.tmp` (tempfile's 8 random characters).
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the system tells it (Linux's /proc)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    # Reading means setting: set the strictest mask meanwhile, so a file another thread creates is never too open.
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
+    """Yield a temporary path beside `path`; on success it replaces `path` in one rename. The file gets the mode a
+    plain `open` would give it (0o666 less the umask), not tempfile's private 0o600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -28,10 +50,30 @@ def atomic_path(path: str | Path):
         yield Path(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_stale_temporaries(folder: str | Path, min_age: float = 60.0) -> list[Path]:
+    """Delete the temporary files a killed writer left in `folder` and its subfolders (`atomic_path`'s
+    `.NAME.XXXXXXXX.tmp`, up to a checkpoint's size); returns them. Files younger than `min_age` seconds are
+    kept: another process (an evaluation beside a training run) may be writing them now."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - min_age
+    removed = []
+    for path in folder.rglob(".*.tmp"):
+        try:
+            if _TEMPORARY.fullmatch(path.name) and path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # removed by another process meanwhile
+            continue
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -1,4 +1,4 @@
-"""Predict a folder of images: a palette PNG mask per image and, optionally, a colour overlay JPEG."""
+"""Predict a folder of images (or one image): a palette PNG mask per image and, optionally, a colour overlay JPEG."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def find_images(in_dir: str | Path, recursive: bool = False) -> list[Path]:
     """Image files (png/jpg/jpeg/bmp, any case) in `in_dir`, sorted; with `recursive`, in subfolders too."""
     in_dir = Path(in_dir)
     if not in_dir.is_dir():
-        raise DataError(f"input folder not found: {in_dir}")
+        raise DataError(f"input folder or image not found: {in_dir}")
     candidates = in_dir.rglob("*") if recursive else in_dir.iterdir()
     return sorted(p for p in candidates if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
@@ -78,22 +78,28 @@ def _write_overlay(rgb: np.ndarray, mask: np.ndarray, space: LabelSpace, alpha: 
         Image.fromarray(np.rint(blend).astype(np.uint8)).save(tmp, format="JPEG", quality=90)
 
 
-def predict_folder(model: nn.Module, in_dir: str | Path, out_dir: str | Path, space: LabelSpace,
+def predict_folder(model: nn.Module, images: str | Path, out_dir: str | Path, space: LabelSpace,
                    size: tuple[int, int] | None = None, mode: str = "whole",
                    crop_size: tuple[int, int] = (512, 512), stride: tuple[int, int] = (341, 341),
                    overlay: bool = False, alpha: float = 0.5, recursive: bool = False, progress: bool = True,
                    device: str | torch.device | None = None, precision: str = "fp32") -> list[Path]:
-    """Segment every image in `in_dir`; returns the written paths.
+    """Segment every image in the folder `images` (or the one image file `images`); returns the written paths.
 
     Each image gives `<stem>.png` (palette PNG in `space`, at the image's own size) and, with `overlay`,
     `<stem>_overlay.jpg` (image blended with the colour mask, `alpha` = mask weight). `size` (H, W) resizes
     the input for inference only; logits are resized back to the image size. With `recursive`, subfolders
     are mirrored under `out_dir`. An empty folder or an unreadable image is a `DataError` naming the file(s).
     """
-    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    out_dir = Path(out_dir)
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"overlay alpha must be in [0, 1], got {alpha}")
-    images = find_images(in_dir, recursive)
+    if Path(images).is_file():
+        in_dir, images = Path(images).parent, [Path(images)]
+        if images[0].suffix.lower() not in IMAGE_SUFFIXES:
+            raise DataError(f"{images[0]}: not an image file ({', '.join(IMAGE_SUFFIXES)})")
+    else:
+        in_dir = Path(images)
+        images = find_images(in_dir, recursive)
     if recursive:  # a previous run's outputs inside the input folder are not inputs
         images = [p for p in images if not p.resolve().is_relative_to(out_dir.resolve())]
     if not images:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from PIL import Image
 
-from syn2real.io import atomic_write_text, png_bytes
+from syn2real.io import atomic_write_text, png_bytes, read_json
 from syn2real.labels import IGNORE
 from syn2real.report.plots import read_metrics, training_curves_png
 
@@ -35,9 +35,8 @@ def _iou_table(result: dict) -> str:
     space = get_protocol(result["protocol"]).space
     rows = []
     for colour, (name, iou) in zip(space.palette, result["iou"].items()):
-        value = "–" if iou is None else f"{100 * iou:.1f}"
         rows.append(f'<tr><td><span class="sw" style="background:rgb{tuple(colour)}"></span>{html.escape(name)}'
-                    f"</td><td>{value}</td></tr>")
+                    f"</td><td>{_percent(iou)}</td></tr>")
     return "<table><tr><th>class</th><th>IoU (%)</th></tr>" + "".join(rows) + "</table>"
 
 
@@ -80,8 +79,45 @@ def _example_rows(run_dir: Path, n: int) -> str:
     return f'<table class="rows">{head}{"".join(rows)}</table>'
 
 
+def _evaluations(run_dir: Path, config: dict) -> list[tuple[str, dict]]:
+    """(folder name, metrics) of every evaluation in RUN_DIR/eval: the end-of-training one first, then the others
+    oldest first. The end-of-training score was of the run's own validation set and settings."""
+    folders = sorted((p.parent for p in (run_dir / "eval").glob("*/metrics.json")),
+                     key=lambda f: (f.name != "final", (f / "metrics.json").stat().st_mtime, f.name))
+    found = []
+    for folder in folders:
+        result = read_json(folder / "metrics.json", "evaluation result")
+        if folder.name == "final":
+            result = {"data": config["data"]["val"], "mode": config["eval"]["mode"],
+                      "size": config["data"]["val_resize"], **result}
+        found.append((folder.name, result))
+    return found
+
+
+def _evaluation_table(evals: list[tuple[str, dict]]) -> str:
+    def cell(value) -> str:
+        return f"<td>{html.escape(str(value))}</td>"
+
+    rows = []
+    for name, r in evals:
+        data = r.get("data") or {}
+        size = r.get("size")
+        rows.append("<tr>" + "".join(cell(v) for v in (
+            name, data.get("kind", "?"), data.get("split", "?"), r["protocol"], r.get("mode", "?"),
+            f"{size[1]}x{size[0]}" if size else "native", r["n_images"])) +
+            f"<td>{_percent(r['miou'])}</td><td>{_percent(r['pixel_accuracy'])}</td>"
+            f'<td class="muted">{html.escape(str(data.get("root", "")))}</td></tr>')
+    head = "".join(f"<th>{h}</th>" for h in ("evaluation", "data", "split", "protocol", "mode", "size", "images",
+                                             "mIoU (%)", "pixel acc. (%)", "root"))
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
 def write_report(run_dir: str | Path, examples: int = 4) -> Path:
-    """Write RUN_DIR/report.html from the run's config, metrics.jsonl, latest evaluation and weights."""
+    """Write RUN_DIR/report.html from the run's config, metrics.jsonl, every evaluation and its weights."""
     from syn2real.errors import DataError
 
     run_dir = Path(run_dir)
@@ -89,16 +125,17 @@ def write_report(run_dir: str | Path, examples: int = 4) -> Path:
         raise DataError(f"{run_dir} is not a run folder (no config.yaml)")
     config_text = (run_dir / "config.yaml").read_text()
     records = read_metrics(run_dir / "metrics.jsonl")
-    evals = sorted((run_dir / "eval").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
+    evals = _evaluations(run_dir, yaml.safe_load(config_text))
     parts = [f"<h1>syn2real run <code>{html.escape(run_dir.name)}</code></h1>"]
     if evals:
-        result = json.loads(evals[-1].read_text())
-        parts.append(f'<h2>Score ({html.escape(result["protocol"])}, {result["n_images"]} images)</h2>'
-                     f'<p class="big">mIoU {100 * result["miou"]:.1f} % · pixel accuracy '
-                     f'{100 * result["pixel_accuracy"]:.1f} %</p>{_iou_table(result)}')
-        confusion = evals[-1].parent / "confusion.png"
-        if confusion.is_file():
-            parts.append(f"<h2>Confusion matrix</h2>{_img_tag(confusion.read_bytes(), 'confusion matrix')}")
+        parts.append(f"<h2>Scores ({len(evals)} evaluations)</h2>{_evaluation_table(evals)}")
+        for i, (name, result) in enumerate(evals):
+            confusion = run_dir / "eval" / name / "confusion.png"
+            matrix = _img_tag(confusion.read_bytes(), "confusion matrix") if confusion.is_file() else ""
+            parts.append(f'<details{" open" if i == 0 else ""}><summary><b>{html.escape(name)}</b>: '
+                         f'{html.escape(result["protocol"])}, {result["n_images"]} images</summary>'
+                         f'<p class="big">mIoU {_percent(result["miou"])} % · pixel accuracy '
+                         f'{_percent(result["pixel_accuracy"])} %</p>{_iou_table(result)}{matrix}</details>')
     else:
         parts.append('<p class="muted">No evaluation yet: run <code>syn2real evaluate RUN_DIR</code>.</p>')
     curves = training_curves_png(records)
