@@ -3,7 +3,8 @@
     python benchmarks/speed.py                       # the CPU default model, 256x512, batch 2
     python benchmarks/speed.py --config configs/cpu_default.yaml --size 512x256 --batch 2 --steps 10
 
-Prints, for fp32 and bf16 autocast: train and inference images/s, peak RSS, and the efficiency of a training
+Prints, for fp32 and bf16 autocast: train and inference images/s (fp32: also ONNX Runtime's, the model exported
+as `syn2real export` does, on as many threads as torch), peak RSS, and the efficiency of a training
 step = achieved FLOP/s (FLOPs counted with torch.utils.flop_counter, convolution backward corrected for
 grouped convolutions: `syn2real.engine.flops`) / FLOP/s of a large matmul in the same precision measured in the
 same run. Each precision runs in its own process so peak RSS is its own.
@@ -17,7 +18,9 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -30,6 +33,25 @@ def matmul_flops_per_s(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> flo
     for _ in range(reps):
         a @ b
     return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
+def onnxruntime_img_s(model: torch.nn.Module, images: torch.Tensor, steps: int) -> float:
+    """Inference images/s of `model` exported to ONNX and run by onnxruntime (CPU), torch's thread count."""
+    import onnxruntime as ort
+
+    from syn2real.export import export_onnx
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model, Path(tmp) / "model.onnx")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    x = images.numpy()
+    session.run(None, {"image": x})
+    t = time.perf_counter()
+    for _ in range(steps):
+        session.run(None, {"image": x})
+    return len(x) * steps / (time.perf_counter() - t)
 
 
 def measure(config: str | None, size: tuple[int, int], batch: int, steps: int, precision: str) -> dict:
@@ -70,6 +92,7 @@ def measure(config: str | None, size: tuple[int, int], batch: int, steps: int, p
         for _ in range(steps):
             model(batch_data["image"])
         infer_time = (time.perf_counter() - t) / steps
+    onnx_img_s = onnxruntime_img_s(model, batch_data["image"], steps) if precision == "fp32" else None
 
     peak = matmul_flops_per_s(torch.bfloat16 if precision == "bf16" else torch.float32)
     achieved = train_flops / train_time
@@ -77,6 +100,7 @@ def measure(config: str | None, size: tuple[int, int], batch: int, steps: int, p
         "precision": precision,
         "train_img_s": batch / train_time,
         "infer_img_s": batch / infer_time,
+        "onnx_img_s": onnx_img_s,
         "train_step_gflop": train_flops / 1e9,
         "achieved_gflop_s": achieved / 1e9,
         "matmul_gflop_s": peak / 1e9,
@@ -102,7 +126,7 @@ def main() -> None:
         return
 
     print(f"model: {args.config}  input {w}x{h}  batch {args.batch}  threads {torch.get_num_threads()}")
-    header = (f"{'precision':>9} {'train img/s':>11} {'infer img/s':>11} {'GFLOP/step':>10} "
+    header = (f"{'precision':>9} {'train img/s':>11} {'infer img/s':>11} {'ORT img/s':>9} {'GFLOP/step':>10} "
               f"{'GFLOP/s':>8} {'matmul GFLOP/s':>14} {'efficiency':>10} {'peak RSS MiB':>12}")
     print(header)
     for precision in ("fp32", "bf16"):
@@ -110,7 +134,8 @@ def main() -> None:
                                "--batch", str(args.batch), "--steps", str(args.steps), "--precision", precision],
                               capture_output=True, text=True, check=True)
         r = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"{r['precision']:>9} {r['train_img_s']:>11.2f} {r['infer_img_s']:>11.2f} "
+        onnx = f"{r['onnx_img_s']:>9.2f}" if r["onnx_img_s"] is not None else f"{'-':>9}"
+        print(f"{r['precision']:>9} {r['train_img_s']:>11.2f} {r['infer_img_s']:>11.2f} {onnx} "
               f"{r['train_step_gflop']:>10.1f} {r['achieved_gflop_s']:>8.1f} {r['matmul_gflop_s']:>14.1f} "
               f"{r['efficiency']:>10.2f} {r['peak_rss_mib']:>12.0f}")
 

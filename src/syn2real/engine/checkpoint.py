@@ -1,23 +1,31 @@
 """Checkpoints: `iter_XXXXXX.safetensors` (model weights) + `iter_XXXXXX.state.pt` (trainer state), and
 `last.json` naming the last complete pair.
 
+The weights file's metadata carries the model config section (`syn2real.model`, JSON) and the label space's
+name (`syn2real.labels`), so a `.safetensors` file alone rebuilds its model (`model_config_of`); files written
+before that have only `step` and still load as weights.
+
 Each file is written atomically and `last.json` last, so a run killed at any moment leaves `last.json`
 pointing at a complete, earlier pair.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from syn2real.config import ModelConfig, from_dict, to_dict
 from syn2real.io import atomic_path, atomic_write_json, read_json
-from syn2real.errors import TrainingError, WeightsError
+from syn2real.errors import ConfigError, TrainingError, WeightsError
 
 LAST = "last.json"
+MODEL_KEY = "syn2real.model"
+LABELS_KEY = "syn2real.labels"
 _STEP_FILE = re.compile(r"iter_(\d+)\.(safetensors|state\.pt)")
 
 
@@ -43,14 +51,24 @@ def _standalone_tensors(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.
     return out
 
 
+def model_metadata(model_cfg: ModelConfig, labels: str | None) -> dict[str, str]:
+    """The weights file's description of its model: the config section and the label space's name (None: a
+    space syn2real does not know, left out)."""
+    metadata = {MODEL_KEY: json.dumps(to_dict(model_cfg), sort_keys=True)}
+    if labels is not None:
+        metadata[LABELS_KEY] = labels
+    return metadata
+
+
 def save_checkpoint(ckpt_dir: str | Path, step: int, weights: dict[str, torch.Tensor], state: dict,
-                    keep: int = 2) -> None:
-    """Write the pair for `step`, point `last.json` at it, then delete all but the newest `keep` pairs."""
+                    keep: int = 2, metadata: dict[str, str] | None = None) -> None:
+    """Write the pair for `step`, point `last.json` at it, then delete all but the newest `keep` pairs.
+    `metadata` (e.g. `model_metadata(...)`) goes into the weights file beside the step."""
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     stem = _stem(step)
     with atomic_path(weights_path(ckpt_dir, step)) as tmp:
-        save_file(_standalone_tensors(weights), str(tmp), metadata={"step": str(step)})
+        save_file(_standalone_tensors(weights), str(tmp), metadata={**(metadata or {}), "step": str(step)})
     with atomic_path(ckpt_dir / f"{stem}.state.pt") as tmp:
         torch.save(state, tmp)
     atomic_write_json(ckpt_dir / LAST, {"step": step, "weights": f"{stem}.safetensors",
@@ -105,3 +123,28 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError) as e:
         raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def weights_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a `.safetensors` file (empty when it has none)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except (SafetensorError, OSError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def model_config_of(path: str | Path) -> tuple[ModelConfig, str]:
+    """(model config, label space name) stored in a weights file's metadata."""
+    metadata = weights_metadata(path)
+    if MODEL_KEY not in metadata or LABELS_KEY not in metadata:
+        raise WeightsError(f"{path}: no model config in its metadata ({MODEL_KEY}, {LABELS_KEY}); it predates "
+                           f"them or was not written by syn2real: load its run folder instead")
+    try:
+        fields = json.loads(metadata[MODEL_KEY])
+        if not isinstance(fields, dict):
+            raise ConfigError(f"expected a JSON object, got {fields!r}")
+        model_cfg = from_dict(ModelConfig, fields, where=MODEL_KEY)
+    except (json.JSONDecodeError, ConfigError) as e:
+        raise WeightsError(f"{path}: unreadable {MODEL_KEY} metadata ({e})") from None
+    return model_cfg, metadata[LABELS_KEY]
