@@ -14,30 +14,10 @@ import numpy as np
 from fastapi import HTTPException
 from PIL import Image
 
+from syn2real.active.meta import read_meta
 from syn2real.active.store import LabelStore, StoredRequest
 from syn2real.annotate.sessions import SessionLedger
 from syn2real.errors import DataError
-from syn2real.io import read_json
-from syn2real.labels import IGNORE
-
-
-def read_meta(request_dir: Path) -> dict:
-    """The request folder's label space: {"space", "classes", "palette", "ignore"}, checked."""
-    path = request_dir / "meta.json"
-    meta = read_json(path, "request-folder meta file")
-    if not isinstance(meta, dict):
-        raise DataError(f"{path}: expected a JSON object with classes and palette")
-    classes, palette = meta.get("classes"), meta.get("palette")
-    if (not isinstance(classes, list) or not 0 < len(classes) < IGNORE
-            or not all(isinstance(name, str) for name in classes)):
-        raise DataError(f"{path}: 'classes' must be a list of 1..{IGNORE - 1} class names")
-    if (not isinstance(palette, list) or len(palette) != len(classes)
-            or not all(isinstance(c, list) and len(c) == 3 and all(type(v) is int and 0 <= v <= 255 for v in c)
-                       for c in palette)):
-        raise DataError(f"{path}: 'palette' must hold one [r, g, b] (0..255) per class ({len(classes)})")
-    if meta.get("ignore", IGNORE) != IGNORE:
-        raise DataError(f"{path}: 'ignore' must be {IGNORE}, the label store's ignore id")
-    return {"space": meta.get("space"), "classes": classes, "palette": palette, "ignore": IGNORE}
 
 
 def open_store(request_dir: Path) -> LabelStore:
