@@ -6,6 +6,11 @@ killed in a round and resumed."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +22,7 @@ from syn2real.active import rounds
 from syn2real.active.oracle import SimulatedAnnotator
 from syn2real.active.store import LabelStore
 from syn2real.annotate.server import create_app
-from syn2real.config import DatasetConfig, load_config
+from syn2real.config import DatasetConfig, load_config, save_config
 from syn2real.data import build_dataset
 from syn2real.engine.checkpoint import load_weights
 from syn2real.labels import IGNORE
@@ -139,6 +144,72 @@ def test_a_run_killed_in_a_round_resumes_to_the_same_weights(frames, tmp_path, o
     with pytest.raises(KeyboardInterrupt):
         train(cfg, progress=False)
     monkeypatch.setattr(rounds, "run_round", real)
+    train(cfg, resume=True, progress=False)
+    assert is_finished(cfg.run_dir)
+    assert_same_weights(cfg.run_dir, oracle_run)
+    assert_no_duplicate_records(cfg.run_dir)
+
+
+#: Runs a config in a process of its own whose round `ROUND` stalls (after touching `MARKER`) until it is killed.
+STALLING_RUN = """
+import sys, time
+from pathlib import Path
+import torch
+from syn2real.active import rounds
+from syn2real.config import load_config
+from syn2real.run import train
+
+config, stalled_round, marker, resume = sys.argv[1:]
+torch.set_num_threads(1)
+run_round = rounds.run_round
+
+def stalling(index, *args, **kwargs):
+    if index == int(stalled_round):
+        Path(marker).touch()
+        time.sleep(600)
+    return run_round(index, *args, **kwargs)
+
+rounds.run_round = stalling
+train(load_config(config), resume=resume == "resume", progress=False)
+"""
+
+
+def kill_9_in_round(cfg, round_index: int, tmp_path: Path, resume: bool) -> None:
+    """Run `cfg` in a subprocess and SIGKILL it while it selects round `round_index`."""
+    config_file, marker = tmp_path / f"config_{round_index}.yaml", tmp_path / f"in_round_{round_index}"
+    save_config(cfg, config_file)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", STALLING_RUN, str(config_file), str(round_index), str(marker),
+                             "resume" if resume else "fresh"], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before round {round_index}"
+            assert time.monotonic() < deadline, f"round {round_index} not reached within 120 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("round_index", [0, 1])
+def test_the_human_loop_survives_kill_9_in_a_round(frames, tmp_path, oracle_run, capsys, round_index):
+    """`kill -9` while a round is being selected, at round 0 and at round 1: `--resume` selects the round again
+    (its transaction never committed), the person answers, and the run ends with the oracle run's weights."""
+    cfg = config(frames, tmp_path, "human", "active.answers=human")
+    truth = SimulatedAnnotator(build_dataset(DatasetConfig(kind="synstreets", root=str(frames / "target"),
+                                                           split="train"), labels=True))
+    request_dir = cfg.run_dir / "active"
+    if round_index == 1:
+        train(cfg, progress=False)  # pauses at round 0
+        assert answer_as_a_person(request_dir, truth) == 3 * 2
+    kill_9_in_round(cfg, round_index, tmp_path, resume=round_index == 1)
+    store = LabelStore(request_dir / "labels.sqlite")
+    assert sorted(store.rounds()) == list(range(round_index))  # the killed round left nothing in the store
+    for _ in range(2 - round_index):
+        train(cfg, resume=True, progress=False)  # selects the round again and pauses for the person
+        assert answer_as_a_person(request_dir, truth) == 3 * 2
     train(cfg, resume=True, progress=False)
     assert is_finished(cfg.run_dir)
     assert_same_weights(cfg.run_dir, oracle_run)
