@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +48,31 @@ def tiny_uda_folders(tmp_path) -> tuple[dict, dict]:
         Image.fromarray(rng.integers(0, 3, (32, 64), dtype=np.uint8)).save(root / "source" / "masks" / f"{i}.png")
     (root / "source" / "id_map.yaml").write_text(yaml.safe_dump({"ids": {0: 0, 1: 1, 2: 13}}))
     return {"kind": "folder", "root": str(root / "source")}, {"kind": "folder", "root": str(root / "target")}
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """`run_cli(args)` -> (exit status, stdout + stderr) of `syn2real ARGS`, as the console script gives them
+    (`sys.exit(main())`; an uncaught exception is status 1 with its traceback in the output)."""
+    from rich.console import Console
+
+    from syn2real import cli
+
+    def run(args) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["syn2real", *map(str, args)])
+        # The error line unwrapped (rich wraps at the terminal's width, 80 columns when there is none).
+        monkeypatch.setattr(cli, "console", Console(stderr=True, width=10_000))
+        code, crash = 0, ""
+        try:
+            cli.main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except Exception:  # noqa: BLE001 - the interpreter would print the traceback and exit with status 1
+            code, crash = 1, traceback.format_exc()
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err + crash
+
+    return run
 
 
 @pytest.fixture(scope="module")

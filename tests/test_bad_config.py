@@ -12,16 +12,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import traceback
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from rich.console import Console
 
-from syn2real import cli
 
 SCRIPT = Path(sys.executable).with_name("syn2real")
 
@@ -49,29 +46,13 @@ def base_args(data: Path, out_dir: Path, config: str | Path = "cpu_default") -> 
             "train.iters=1", "train.device=cpu", "train.log_every=1"]
 
 
-def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:
-    """(exit status, stdout + stderr) of `syn2real ARGS`, as the console script (`sys.exit(main())`) gives them."""
-    monkeypatch.setattr(sys, "argv", ["syn2real", *args])
-    # The error line unwrapped (rich wraps at the terminal's width, 80 columns when there is none).
-    monkeypatch.setattr(cli, "console", Console(stderr=True, width=10_000))
-    code, crash = 0, ""
-    try:
-        cli.main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except Exception:  # noqa: BLE001 - the interpreter would print the traceback and exit with status 1
-        code, crash = 1, traceback.format_exc()
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err + crash
-
-
 def written(out_dir: Path) -> list[str]:
     return sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*")) if out_dir.is_dir() else []
 
 
-def test_the_base_command_trains(folder_data, tmp_path, monkeypatch, capsys):
+def test_the_base_command_trains(folder_data, tmp_path, run_cli):
     out_dir = tmp_path / "runs"
-    code, output = run_main(monkeypatch, capsys, base_args(folder_data, out_dir))
+    code, output = run_cli(base_args(folder_data, out_dir))
     assert code == 0, output
     assert (out_dir / "run" / "config.yaml").is_file() and (out_dir / "run" / "eval" / "final").is_dir()
 
@@ -115,9 +96,9 @@ BAD_VALUES = [
 
 
 @pytest.mark.parametrize("override, value", BAD_VALUES, ids=[o for o, _ in BAD_VALUES])
-def test_bad_value_stops_before_any_work(folder_data, tmp_path, monkeypatch, capsys, override, value):
+def test_bad_value_stops_before_any_work(folder_data, tmp_path, run_cli, override, value):
     out_dir = tmp_path / "runs"
-    code, output = run_main(monkeypatch, capsys, [*base_args(folder_data, out_dir), override])
+    code, output = run_cli([*base_args(folder_data, out_dir), override])
     key = override.split("=", 1)[0]
     lines = output.strip().splitlines()
     assert code == 1, output
@@ -127,7 +108,7 @@ def test_bad_value_stops_before_any_work(folder_data, tmp_path, monkeypatch, cap
 
 
 @pytest.mark.parametrize("target", ["out_dir", "name"])
-def test_output_path_that_is_a_file(folder_data, tmp_path, monkeypatch, capsys, target):
+def test_output_path_that_is_a_file(folder_data, tmp_path, run_cli, target):
     out_dir = tmp_path / "runs"
     if target == "out_dir":
         out_dir.write_text("not a folder\n")
@@ -136,7 +117,7 @@ def test_output_path_that_is_a_file(folder_data, tmp_path, monkeypatch, capsys, 
         out_dir.mkdir()
         (out_dir / "run").write_text("not a folder\n")  # --name run
         before = written(out_dir)
-    code, output = run_main(monkeypatch, capsys, base_args(folder_data, out_dir))
+    code, output = run_cli(base_args(folder_data, out_dir))
     lines = output.strip().splitlines()
     assert code == 1, output
     assert len(lines) == 1 and lines[0].startswith("error: ") and f"{target} must" in lines[0], output
@@ -148,7 +129,7 @@ def test_output_path_that_is_a_file(folder_data, tmp_path, monkeypatch, capsys, 
 
 
 @pytest.mark.parametrize("layout", ["itself", "cycle"])
-def test_config_whose_base_includes_itself(folder_data, tmp_path, monkeypatch, capsys, layout):
+def test_config_whose_base_includes_itself(folder_data, tmp_path, run_cli, layout):
     configs = tmp_path / "configs"
     (configs / "parts").mkdir(parents=True)
     if layout == "itself":
@@ -160,7 +141,7 @@ def test_config_whose_base_includes_itself(folder_data, tmp_path, monkeypatch, c
         (configs / "parts" / "b.yaml").write_text("base: ../run.yaml\n")
         chain = "run.yaml -> parts/a.yaml -> parts/b.yaml -> run.yaml"
     out_dir = tmp_path / "runs"
-    code, output = run_main(monkeypatch, capsys, base_args(folder_data, out_dir, configs / "run.yaml"))
+    code, output = run_cli(base_args(folder_data, out_dir, configs / "run.yaml"))
     lines = output.strip().splitlines()
     assert code == 1, output
     assert len(lines) == 1 and lines[0].startswith("error: ") and "base" in lines[0] and chain in lines[0], output

@@ -10,7 +10,6 @@ import json
 import shutil
 import struct
 import sys
-import traceback
 import zlib
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from rich.console import Console
 
 from syn2real import cli
 from syn2real.active.requests import Request
@@ -86,21 +84,6 @@ def train_args(source: Path, out_dir: Path, *extra: str, val: Path | None = None
             "optim.warmup_iters=0", *extra]
 
 
-def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:
-    """(exit status, stdout + stderr) of `syn2real ARGS`, as the console script gives them (tests/test_bad_config)."""
-    monkeypatch.setattr(sys, "argv", ["syn2real", *map(str, args)])
-    monkeypatch.setattr(cli, "console", Console(stderr=True, width=10_000))
-    code, crash = 0, ""
-    try:
-        cli.main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except Exception:  # noqa: BLE001 - the interpreter would print the traceback and exit with status 1
-        code, crash = 1, traceback.format_exc()
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err + crash
-
-
 def one_error_line(code: int, output: str, *names: str) -> str:
     """Exit status 1 and one `error:` line, the last one, naming `names` (progress bars may come before it)."""
     lines = output.strip().splitlines()
@@ -137,37 +120,37 @@ def trained(good, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("where", ["source", "val"])
-def test_train_stops_at_unknown_label_ids(good, bad, tmp_path, monkeypatch, capsys, where):
+def test_train_stops_at_unknown_label_ids(good, bad, tmp_path, run_cli, where):
     source, val = (bad, good) if where == "source" else (good, bad)
     out_dir = tmp_path / "runs"
     # Two steps of two frames read every source frame.
-    code, output = run_main(monkeypatch, capsys, train_args(source, out_dir, "train.iters=2", val=val))
+    code, output = run_cli(train_args(source, out_dir, "train.iters=2", val=val))
     one_error_line(code, output, str(bad / "masks" / "2.png"), f"[{UNKNOWN_ID}]")
     no_results(out_dir / "run")
 
 
 @pytest.mark.parametrize("how", ["--skip-bad", "config"])
-def test_train_with_skip_bad_drops_and_counts_the_bad_frame(bad, tmp_path, monkeypatch, capsys, how):
+def test_train_with_skip_bad_drops_and_counts_the_bad_frame(bad, tmp_path, run_cli, how):
     out_dir = tmp_path / "runs"
     extra = ["--skip-bad"] if how == "--skip-bad" else [f"data.source={{kind: folder, root: {bad}, skip_bad: true}}",
                                                         f"data.val={{kind: folder, root: {bad}, skip_bad: true}}"]
     with pytest.warns(UserWarning, match=r"(?s)1 of 4 frames are bad:.*2\.png.*skipped 1 frames"):
-        code, output = run_main(monkeypatch, capsys, train_args(bad, out_dir, *extra))
+        code, output = run_cli(train_args(bad, out_dir, *extra))
     assert code == 0, output
     assert (out_dir / "run" / "eval" / "final" / "metrics.json").is_file()
 
 
-def test_evaluate_stops_at_unknown_label_ids(trained, bad, monkeypatch, capsys):
+def test_evaluate_stops_at_unknown_label_ids(trained, bad, run_cli):
     before = written(trained)
-    code, output = run_main(monkeypatch, capsys, ["evaluate", trained, "--data", f"folder:{bad}:train",
+    code, output = run_cli(["evaluate", trained, "--data", f"folder:{bad}:train",
                                                   "--device", "cpu"])
     one_error_line(code, output, str(bad / "masks" / "2.png"), f"[{UNKNOWN_ID}]")
     assert written(trained) == before
 
 
-def test_evaluate_with_skip_bad_drops_and_counts_the_bad_frame(trained, bad, monkeypatch, capsys):
+def test_evaluate_with_skip_bad_drops_and_counts_the_bad_frame(trained, bad, run_cli):
     with pytest.warns(UserWarning, match=r"(?s)1 of 4 frames are bad:.*2\.png.*skipped 1 frames"):
-        code, output = run_main(monkeypatch, capsys, ["evaluate", trained, "--data", f"folder:{bad}:train",
+        code, output = run_cli(["evaluate", trained, "--data", f"folder:{bad}:train",
                                                       "--device", "cpu", "--skip-bad", "--name", "skipped"])
     assert code == 0, output
     assert (trained / "eval" / "skipped" / "metrics.json").is_file()
@@ -176,29 +159,29 @@ def test_evaluate_with_skip_bad_drops_and_counts_the_bad_frame(trained, bad, mon
 # ---- the model's class count, a huge image ------------------------------------------------------------------------
 
 
-def test_a_model_of_another_class_count_stops_before_any_work(good, tmp_path, monkeypatch, capsys):
+def test_a_model_of_another_class_count_stops_before_any_work(good, tmp_path, run_cli):
     out_dir = tmp_path / "runs"
-    code, output = run_main(monkeypatch, capsys, train_args(good, out_dir, "model.num_classes=11"))
+    code, output = run_cli(train_args(good, out_dir, "model.num_classes=11"))
     one_error_line(code, output, "model.num_classes", "11", str(good), "19")
     assert written(out_dir) == []
 
 
-def test_a_huge_png_is_one_data_error_in_train(good, tmp_path, monkeypatch, capsys):
+def test_a_huge_png_is_one_data_error_in_train(good, tmp_path, run_cli):
     source = tmp_path / "source"
     shutil.copytree(good, source)
     huge_png(source / "images" / "1.png")
     out_dir = tmp_path / "runs"
-    code, output = run_main(monkeypatch, capsys, train_args(source, out_dir, "data.source.limit=2"))
+    code, output = run_cli(train_args(source, out_dir, "data.source.limit=2"))
     one_error_line(code, output, str(source / "images" / "1.png"), "decompression bomb")
     no_results(out_dir / "run")
 
 
-def test_a_huge_png_is_one_data_error_in_evaluate(trained, good, tmp_path, monkeypatch, capsys):
+def test_a_huge_png_is_one_data_error_in_evaluate(trained, good, tmp_path, run_cli):
     data = tmp_path / "data"
     shutil.copytree(good, data)
     huge_png(data / "images" / "0.png")
     before = written(trained)
-    code, output = run_main(monkeypatch, capsys, ["evaluate", trained, "--data", f"folder:{data}:train",
+    code, output = run_cli(["evaluate", trained, "--data", f"folder:{data}:train",
                                                   "--device", "cpu"])
     one_error_line(code, output, str(data / "images" / "0.png"), "decompression bomb")
     assert written(trained) == before
@@ -208,13 +191,13 @@ def test_a_huge_png_is_one_data_error_in_evaluate(trained, good, tmp_path, monke
 
 
 @pytest.mark.parametrize("split", ["../../x", "a/b", "..", "absolute"])
-def test_synth_split_must_not_leave_the_output_folder(tmp_path, monkeypatch, capsys, split):
+def test_synth_split_must_not_leave_the_output_folder(tmp_path, run_cli, monkeypatch, split):
     work = tmp_path / "work" / "deep"
     work.mkdir(parents=True)
     monkeypatch.chdir(work)
     if split == "absolute":  # inside tmp_path, so that a writer that follows it writes nothing elsewhere
         split = str(tmp_path / "elsewhere")
-    code, output = run_main(monkeypatch, capsys, ["synth", "--out", "out", "--n", "1", "--size", "32x32",
+    code, output = run_cli(["synth", "--out", "out", "--n", "1", "--size", "32x32",
                                                   "--workers", "1", "--split", split])
     one_error_line(code, output, "split", repr(split))
     assert written(tmp_path) == ["work", "work/deep"]
@@ -237,33 +220,33 @@ def store_state(path: Path) -> tuple[int, int]:
     return len(store.requests()), len(store.answers())
 
 
-def test_the_oracle_refuses_frames_of_another_dataset(request_dir, good, tmp_path, monkeypatch, capsys):
+def test_the_oracle_refuses_frames_of_another_dataset(request_dir, good, tmp_path, run_cli):
     other = make_folder(tmp_path / "other", seed=1)  # the same names and sizes, other pictures
-    code, output = run_main(monkeypatch, capsys, ["label", request_dir, "--oracle", f"folder:{other}:train"])
+    code, output = run_cli(["label", request_dir, "--oracle", f"folder:{other}:train"])
     one_error_line(code, output, "oracle frame '0'", str(other / "images" / "0.png"), str(good / "images" / "0.png"))
     assert store_state(request_dir) == (FRAMES, 0)
 
 
-def test_the_oracle_answers_nothing_when_one_frame_is_wrong(request_dir, good, tmp_path, monkeypatch, capsys):
+def test_the_oracle_answers_nothing_when_one_frame_is_wrong(request_dir, good, tmp_path, run_cli):
     other = tmp_path / "other"
     shutil.copytree(good, other)
     Image.fromarray(np.zeros((32, 64, 3), np.uint8)).save(other / "images" / "3.png")  # the last frame replaced
-    code, output = run_main(monkeypatch, capsys, ["label", request_dir, "--oracle", f"folder:{other}:train"])
+    code, output = run_cli(["label", request_dir, "--oracle", f"folder:{other}:train"])
     one_error_line(code, output, "oracle frame '3'", str(other / "images" / "3.png"))
     assert store_state(request_dir) == (FRAMES, 0)
     # The right dataset answers every request.
-    code, output = run_main(monkeypatch, capsys, ["label", request_dir, "--oracle", f"folder:{good}:train"])
+    code, output = run_cli(["label", request_dir, "--oracle", f"folder:{good}:train"])
     assert code == 0, output
     assert store_state(request_dir) == (FRAMES, FRAMES)
 
 
-def test_a_half_bad_answers_file_imports_nothing(request_dir, tmp_path, monkeypatch, capsys):
+def test_a_half_bad_answers_file_imports_nothing(request_dir, tmp_path, run_cli):
     store = LabelStore(request_dir / STORE_FILE)
     records = [{"request": s.id, "image": s.image, "x": 5, "y": 5, "class": 1} for s in store.requests()]
     records[2]["class"] = 99  # not a class
     answers = tmp_path / "answers.json"
     answers.write_text(json.dumps(records))
-    code, output = run_main(monkeypatch, capsys, ["label", request_dir, "--import", answers])
+    code, output = run_cli(["label", request_dir, "--import", answers])
     one_error_line(code, output, str(answers), "answer #2")
     assert store_state(request_dir) == (FRAMES, 0)
 
@@ -271,16 +254,16 @@ def test_a_half_bad_answers_file_imports_nothing(request_dir, tmp_path, monkeypa
 # ---- select: bad input leaves no request folder behind -------------------------------------------------------------
 
 
-def test_select_writes_a_round(trained, tmp_path, monkeypatch, capsys):
+def test_select_writes_a_round(trained, tmp_path, run_cli):
     out = tmp_path / "requests"
-    code, output = run_main(monkeypatch, capsys, ["select", trained, "--method", "random", "--points", "2",
+    code, output = run_cli(["select", trained, "--method", "random", "--points", "2",
                                                   "--out", out, "--device", "cpu"])
     assert code == 0, output
     assert store_state(out) == (2 * FRAMES, 0)
 
 
 @pytest.mark.parametrize("case", ["unknown method", "wrong budget", "missing target", "corrupt target image"])
-def test_select_on_bad_input_leaves_nothing(trained, good, tmp_path, monkeypatch, capsys, case):
+def test_select_on_bad_input_leaves_nothing(trained, good, tmp_path, run_cli, case):
     out = tmp_path / "requests" / "round"
     args = ["select", trained, "--method", "random", "--points", "2", "--out", out, "--device", "cpu"]
     if case == "unknown method":
@@ -297,7 +280,7 @@ def test_select_on_bad_input_leaves_nothing(trained, good, tmp_path, monkeypatch
         image.write_bytes(image.read_bytes()[:200])  # a readable header, truncated pixels
         args += ["--data", f"folder:{target}:train"]
         name = str(image)
-    code, output = run_main(monkeypatch, capsys, args)
+    code, output = run_cli(args)
     one_error_line(code, output, name)
     assert not (tmp_path / "requests").exists(), written(tmp_path / "requests")
 
