@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from syn2real.config import ModelConfig
-from syn2real.models.backbones import BACKBONES, Backbone, build_backbone, efficientnet_lite0_classifier
+from syn2real.models.backbones import BACKBONES, Backbone, build_backbone, efficientnet_lite_classifier
 from syn2real.models.heads import HEADS, ASPPHead, DAFormerHead, DeepLabV3PlusHead, SegFormerHead
 from syn2real.models.segmentor import Segmentor
 
 __all__ = [
     "BACKBONES", "HEADS", "ASPPHead", "Backbone", "DAFormerHead", "DeepLabV3PlusHead", "SegFormerHead",
-    "Segmentor", "build_backbone", "build_model", "efficientnet_lite0_classifier",
+    "Segmentor", "build_backbone", "build_model", "efficientnet_lite_classifier",
 ]
 
 

