@@ -165,7 +165,7 @@ def test_local_file_errors_name_the_problem(tmp_path):
 
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ConfigError, match="resnet50.*efficientnet_lite0"):
-        build_model(ModelConfig(backbone="vgg16", pretrained=None))
+        build_model(ModelConfig(backbone="vgg19", pretrained=None))
     with pytest.raises(ConfigError, match="aspp.*deeplabv3plus.*segformer.*daformer"):
         build_model(ModelConfig(head="fcn", pretrained=None))
     with pytest.raises(ConfigError, match="model.pretrained"):

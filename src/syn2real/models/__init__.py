@@ -6,6 +6,10 @@ from syn2real.config import ModelConfig
 from syn2real.models.backbones import BACKBONES, Backbone, build_backbone, efficientnet_lite_classifier
 from syn2real.models.heads import HEADS, ASPPHead, DAFormerHead, DeepLabV3PlusHead, SegFormerHead
 from syn2real.models.segmentor import Segmentor
+from syn2real.registry import import_submodules
+
+# Every module registers its heads and backbones where it is defined; a new model is one file here.
+import_submodules(__name__)
 
 __all__ = [
     "BACKBONES", "HEADS", "ASPPHead", "Backbone", "DAFormerHead", "DeepLabV3PlusHead", "SegFormerHead",

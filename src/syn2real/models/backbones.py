@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,9 @@ class BackboneSpec:
     out_indices: tuple[int, ...]
     # ResNets take timm's `output_stride` (dilated last stages, as DeepLab does); the others stay at stride 32.
     dilatable: bool = False
+    # A network timm lacks: builder(out_indices) returns a module with timm's `feature_info` and `pretrained_cfg`
+    # (see models/drn.py); it takes random init or a weights file, no hub tag.
+    builder: Callable[[tuple[int, ...]], nn.Module] | None = None
 
 
 #: Backbones by `model.backbone`: timm feature extractors, one spec each.
@@ -89,7 +93,7 @@ def build_backbone(name: str, pretrained: str | None = None, output_stride: int 
         kwargs["output_stride"] = output_stride
 
     if pretrained is None:
-        return Backbone(name, timm.create_model(spec.timm_name, **kwargs))
+        return Backbone(name, _create(spec, kwargs))
     if pretrained == OFFLINE_TAG:
         if name not in OFFLINE_BACKBONES:
             raise WeightsError(
@@ -104,15 +108,22 @@ def build_backbone(name: str, pretrained: str | None = None, output_stride: int 
         return backbone
     hub_tag = _parse_hub_tag(pretrained)
     if hub_tag is not None:
+        if spec.builder is not None:
+            raise WeightsError(f"model.pretrained={pretrained}: {name} is not a timm model and has no hub weights; "
+                               "use a local file (model.pretrained=/path/to/weights.pth) or null (random init)")
         return Backbone(name, _create_from_hub(spec.timm_name, hub_tag, kwargs))
     if _looks_like_path(pretrained):
-        backbone = Backbone(name, timm.create_model(spec.timm_name, **kwargs))
+        backbone = Backbone(name, _create(spec, kwargs))
         load_matching(backbone.model, read_state_dict(pretrained), pretrained, f"{name} backbone")
         return backbone
     raise ConfigError(
         f"model.pretrained: {pretrained!r} is not understood; use null, {OFFLINE_TAG}, timm, timm:<tag> "
         f"or a weights file ending in {', '.join(WEIGHT_SUFFIXES)}"
     )
+
+
+def _create(spec: BackboneSpec, kwargs: dict) -> nn.Module:
+    return spec.builder(spec.out_indices) if spec.builder else timm.create_model(spec.timm_name, **kwargs)
 
 
 def _parse_hub_tag(value: str) -> str | None:
