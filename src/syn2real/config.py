@@ -48,6 +48,9 @@ from syn2real.labels import SPACES
 OPTIMIZERS = ("sgd", "adamw")
 #: `train.precision` (syn2real.engine.trainer); fp16 needs CUDA.
 PRECISIONS = ("fp32", "bf16", "fp16")
+LOSSES = ("ce", "ohem")
+CLASS_WEIGHTS = ("none", "median_frequency")
+COMPILE_MODES = ("default", "max-autotune-no-cudagraphs", "reduce-overhead", "max-autotune")
 #: `train.device`: auto | cpu | cuda | cuda:N.
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 DEVICES_ALLOWED = "auto, cpu, cuda or cuda:N"
@@ -130,6 +133,23 @@ class OptimConfig:
 
 
 @dataclass
+class LossConfig:
+    """The supervised loss on labelled source pixels, for every method."""
+
+    # ce | ohem: online hard example mining over pixels (Shrivastava et al., CVPR 2016, as PSPNet's and
+    # mmsegmentation's pixel sampler): only pixels whose true-class probability is below `ohem_thresh` count,
+    # and at least the `ohem_min_kept` hardest of the batch (mmsegmentation's OHEMPixelSampler: 0.7, 100000).
+    name: str = "ce"
+    ohem_thresh: float = 0.7
+    ohem_min_kept: int = 100_000
+    # Class weights from the source labels: none | median_frequency (Eigen & Fergus, ICCV 2015, SegNet's CamVid
+    # setting: w_c = median(f) / f_c, f_c = class c's pixels / pixels of the frames that hold c), raised to
+    # `class_weight_power` (0.5 softens them).
+    class_weight: str = "none"
+    class_weight_power: float = 1.0
+
+
+@dataclass
 class TrainConfig:
     iters: int = 1000
     eval_every: int = 0  # 0: only at the end
@@ -145,6 +165,9 @@ class TrainConfig:
     # Start from these model weights (a `.safetensors` file or a run folder's last checkpoint), e.g. adapting
     # a source-only model; ignored when resuming, which restores this run's own checkpoint.
     init_from: str | None = None
+    # torch.compile the model (inductor) with this mode: default | max-autotune-no-cudagraphs | reduce-overhead;
+    # null: eager. Without a C++ compiler on a CPU run it warns and stays eager.
+    compile: str | None = None
 
 
 @dataclass
@@ -197,6 +220,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
@@ -410,6 +434,13 @@ def check_config(cfg: Config) -> Config:
         if not o.grad_clip > 0:
             _fail("optim.grad_clip", "> 0 or null", o.grad_clip)
 
+    lo = cfg.loss
+    _one_of("loss.name", lo.name, LOSSES)
+    _within("loss.ohem_thresh", lo.ohem_thresh, 0, 1, low_open=True)
+    _at_least("loss.ohem_min_kept", lo.ohem_min_kept, 0)
+    _one_of("loss.class_weight", lo.class_weight, CLASS_WEIGHTS)
+    _non_negative("loss.class_weight_power", lo.class_weight_power)
+
     t = cfg.train
     _at_least("train.iters", t.iters, 1)
     _at_least("train.eval_every", t.eval_every, 0)
@@ -417,6 +448,8 @@ def check_config(cfg: Config) -> Config:
     _at_least("train.keep_checkpoints", t.keep_checkpoints, 1)
     _at_least("train.log_every", t.log_every, 1)
     _one_of("train.precision", t.precision, PRECISIONS)
+    if t.compile is not None:
+        _one_of("train.compile", t.compile, COMPILE_MODES)
     _at_least("train.seed", t.seed, 0)
     if not DEVICE_PATTERN.fullmatch(t.device):
         _fail("train.device", DEVICES_ALLOWED, t.device)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
 import time
 import warnings
 from collections.abc import Sequence
@@ -114,6 +115,8 @@ class Trainer:
         self.model = method.model
         self.datasets = datasets
         self.model_space = getattr(datasets["source"], "space", None)
+        if cfg.loss.class_weight != "none":
+            method.class_weight = self._source_class_weight(datasets["source"]).to(device)
 
         self.optimizers = [build_optimizer(cfg.optim, method.param_groups()), *method.extra_optimizers()]
         self.schedulers = [build_scheduler(opt, cfg.optim, cfg.train.iters) for opt in self.optimizers]
@@ -164,7 +167,24 @@ class Trainer:
         model.to(self.device)
         if self.cfg.model.channels_last:
             model.to(memory_format=torch.channels_last)
+        mode = self.cfg.train.compile
+        if mode is not None:
+            if self.device.type == "cpu" and not _cpp_compiler():
+                warnings.warn(f"train.compile={mode}: no C++ compiler found (set CXX or install g++), which "
+                              f"inductor needs on the CPU; training eagerly", stacklevel=3)
+            else:
+                # In place: the module (and its state_dict keys) stay the same, its forward runs compiled.
+                model.compile(mode=None if mode == "default" else mode)
         return model
+
+    def _source_class_weight(self, dataset: Dataset) -> torch.Tensor:
+        """`loss.class_weight` from the source labels' pixel counts (cached in the run folder)."""
+        from syn2real.data.sampling import image_class_counts
+        from syn2real.methods.losses import median_frequency_weights
+
+        counts = image_class_counts(dataset, cache=self.run_dir / "class_counts.json" if self.is_main else None,
+                                    progress=self.progress and self.is_main)
+        return median_frequency_weights(torch.from_numpy(counts), self.cfg.loss.class_weight_power)
 
     def _resume(self) -> None:
         last = last_checkpoint(self.ckpt_dir)
@@ -397,6 +417,12 @@ def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
+
+
+def _cpp_compiler() -> str | None:
+    """The C++ compiler inductor would use on the CPU ($CXX, else g++, clang++, c++), or None."""
+    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "clang++", "c++"]
+    return next((path for name in candidates if (path := shutil.which(name))), None)
 
 
 def _build_model(cfg: Config) -> nn.Module:

@@ -31,9 +31,13 @@ from torch import nn
 
 from syn2real.config import Config
 from syn2real.errors import ConfigError, TrainingError
-from syn2real.labels import IGNORE
 from syn2real.methods.base import METHODS, Method
-from syn2real.methods.losses import at_least_float32, entropy_loss, gan_loss, self_information
+from syn2real.methods.losses import (
+    at_least_float32,
+    entropy_loss,
+    gan_loss,
+    self_information,
+)
 from syn2real.models.discriminators import FCDiscriminator
 from syn2real.models.heads import ASPPClassifier
 
@@ -174,7 +178,7 @@ class Adversarial(Method):
         mask = src["mask"]
         loss_seg = 0.0
         for (suffix, w_seg, _, _), out in zip(self.levels, src_outputs):
-            ce = F.cross_entropy(_resize(out, mask.shape[-2:]), mask, ignore_index=IGNORE)
+            ce = self.source_loss(_resize(out, mask.shape[-2:]), mask)
             loss_seg = loss_seg + w_seg * ce
             logs[f"loss_seg{suffix}"] = ce.item()
         self.backward(loss_seg)

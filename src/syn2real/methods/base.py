@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 
 from syn2real.config import Config
 from syn2real.errors import ConfigError
-from syn2real.methods.losses import sparse_cross_entropy
+from syn2real.methods.losses import segmentation_loss, sparse_cross_entropy
 from syn2real.registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method", "method.name")
@@ -52,6 +52,8 @@ class Method:
         self.options: dict[str, Any] = {**self.defaults, **cfg.method.params}
         # Set by the trainer when training in fp16 on CUDA; `backward` scales losses with it.
         self.grad_scaler: torch.amp.GradScaler | None = None
+        # Set by the trainer from the source labels when `loss.class_weight` asks for weights.
+        self.class_weight: torch.Tensor | None = None
         if cfg.optim.freeze_backbone:
             model.backbone.requires_grad_(False)
 
@@ -89,6 +91,14 @@ class Method:
     def train_step(self, src: dict, tgt: dict | None, step: int) -> dict[str, float]:
         """Forward, losses, backward (no optimiser step); return the loss terms as floats."""
         raise NotImplementedError
+
+    def source_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The supervised loss on labelled source pixels as `cfg.loss` sets it (cross-entropy, class weights,
+        OHEM); logits at the labels' size."""
+        loss = self.cfg.loss
+        ohem = loss.name == "ohem"
+        return segmentation_loss(logits, labels, self.class_weight, ohem_thresh=loss.ohem_thresh if ohem else None,
+                                 min_kept=loss.ohem_min_kept)
 
     def target_label_loss(self, logits: torch.Tensor, tgt: dict | None) -> torch.Tensor | None:
         """Cross-entropy of target `logits` (any resolution) on the batch's sparse labels from active labelling,

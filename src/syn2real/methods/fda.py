@@ -20,11 +20,9 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from syn2real.errors import ConfigError, TrainingError
-from syn2real.labels import IGNORE
 from syn2real.methods.base import METHODS, Method
 from syn2real.methods.losses import entropy_map
 from syn2real.translate.fda import fda_source_to_target
@@ -67,7 +65,7 @@ class FDA(Method):
         # Source in target style: CE on the translated images. Staged backward frees this graph first.
         partners = torch.randint(len(tgt_images), (len(src_images),), device=tgt_images.device)
         translated = fda_source_to_target(src_images, tgt_images[partners], o["beta"])
-        loss_seg = F.cross_entropy(self.model(translated).float(), src["mask"], ignore_index=IGNORE)
+        loss_seg = self.source_loss(self.model(translated), src["mask"])
         self.backward(loss_seg)
         logs = {"loss_seg": loss_seg.item()}
 

@@ -53,3 +53,47 @@ def sparse_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
     labels = labels.long()
     total = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE, reduction="sum")
     return total / (labels != IGNORE).sum().clamp(min=1)
+
+
+def median_frequency_weights(counts: torch.Tensor, power: float = 1.0) -> torch.Tensor:
+    """Median-frequency class weights (Eigen & Fergus, ICCV 2015) from per-frame pixel counts (frames, C):
+    f_c = pixels of c / pixels of the frames that hold c, w_c = (median(f) / f_c) ** power over the classes that
+    occur; classes that never occur get 1 (no pixel carries them, so the weight does not matter)."""
+    counts = counts.double()
+    totals = counts.sum(0)
+    present = totals > 0
+    if not present.any():
+        raise ValueError("class weights: the labels hold no labelled pixel")
+    frames_with = (counts > 0).double() * counts.sum(1, keepdim=True)
+    frequency = totals[present] / frames_with.sum(0)[present]
+    weights = torch.ones(counts.shape[1], dtype=torch.float64)
+    weights[present] = (frequency.median() / frequency) ** power
+    return weights.float()
+
+
+def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None,
+                      ohem_thresh: float | None = None, min_kept: int = 0) -> torch.Tensor:
+    """Cross-entropy over the labelled pixels, optionally class-weighted (a weighted mean, as
+    `F.cross_entropy`), optionally over the hard pixels only (OHEM: true-class probability below
+    `ohem_thresh`, and at least the `min_kept` hardest). 0 when no pixel is labelled."""
+    logits = at_least_float32(logits)
+    labels = labels.long()
+    weight = None if weight is None else weight.to(logits)
+    pixel = F.cross_entropy(logits, labels, weight=weight, ignore_index=IGNORE, reduction="none")
+    valid = labels != IGNORE
+    pixel_weight = weight[labels.clamp(max=logits.shape[1] - 1)] if weight is not None else torch.ones_like(pixel)
+    keep = valid
+    if ohem_thresh is not None:
+        with torch.no_grad():
+            # -log p(true) is the unweighted loss; a pixel is hard when p(true) < thresh.
+            true_prob = torch.exp(-F.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="none"))
+            true_prob = true_prob.masked_fill(~valid, 2.0)
+            num_valid = int(valid.sum())
+            threshold = ohem_thresh
+            if 0 < min_kept < num_valid:
+                # Raise the threshold until at least min_kept pixels are kept.
+                kth = true_prob.flatten().kthvalue(min_kept).values.item()
+                threshold = max(threshold, kth)
+            keep = valid & (true_prob <= threshold)
+    denominator = (pixel_weight * keep).sum()
+    return (pixel * keep).sum() / denominator.clamp(min=1e-12) if keep.any() else pixel.sum() * 0.0

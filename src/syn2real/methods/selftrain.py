@@ -146,7 +146,7 @@ class SelfTraining(Method):
         # 1. Source cross-entropy (+ feature distance), one forward and one backward.
         feats = self.model.extract(src_images)
         logits = _upsample(self.model.decode(feats), src_images)
-        loss = F.cross_entropy(logits.float(), src_labels, ignore_index=IGNORE)
+        loss = self.source_loss(logits, src_labels)
         logs["loss_src"] = loss.item()
         if opts["feature_distance"]:
             loss_fd = opts["fd_weight"] * self.feature_distance(src_images, src_labels, feats[-1])

@@ -8,9 +8,6 @@ images only and are ignored here.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-
-from syn2real.labels import IGNORE
 from syn2real.methods.base import METHODS, Method
 
 
@@ -20,7 +17,7 @@ class SourceOnly(Method):
 
     def train_step(self, src: dict, tgt: dict | None, step: int) -> dict[str, float]:
         logits = self.model(src["image"])
-        loss = F.cross_entropy(logits.float(), src["mask"], ignore_index=IGNORE)
+        loss = self.source_loss(logits, src["mask"])
         self.backward(loss)
         logs = {"loss_seg": loss.item()}
         if tgt is not None and "mask" in tgt:
