@@ -5,7 +5,7 @@ one row per setting (backbone, loss, learning rates, speed levers).
     python benchmarks/time_to_accuracy.py --settings baseline lite2 --minutes 20
 
 Each setting first (all probes before any run) trains `--probe` iterations in a scratch folder to measure its seconds per iteration (data
-loading included, the first 10 iterations excluded), then trains `minutes x 60 / (s/iter)` iterations with the
+loading included, the median of the iterations after the 10th), then trains `minutes x 60 / (s/iter)` iterations with the
 schedule ending there, scored on CamVid val at every quarter of the budget. So the budget is in iterations
 fixed by the probe: a busy machine slows the run but does not change its scores (the probe itself must run
 alone). Runs that finished already are re-used. Skips when ../shared/data/camvid is absent.
@@ -19,10 +19,15 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT.parent / "shared" / "data" / "camvid"
+
+#: Settings that change neither the model nor the input (learning rates, loss weights) cost the same per
+#: iteration as this one and take its probe, so they train the same iterations and the comparison is exact.
+SAME_SPEED = {"backbone_lr": "baseline", "balanced": "baseline"}
 
 #: name -> (preset, overrides, what changes against `baseline`)
 SETTINGS: dict[str, tuple[str, list[str], str]] = {
@@ -43,9 +48,9 @@ SETTINGS: dict[str, tuple[str, list[str], str]] = {
 }
 
 
-def overrides_for(name: str, out: Path) -> tuple[str, list[str]]:
+def overrides_for(name: str, out: Path, run_name: str | None = None) -> tuple[str, list[str]]:
     preset, extra, _ = SETTINGS[name]
-    return preset, [f"out_dir={out}", f"name={name}", f"data.source.root={CAMVID}", f"data.val.root={CAMVID}",
+    return preset, [f"out_dir={out}", f"name={run_name or name}", f"data.source.root={CAMVID}", f"data.val.root={CAMVID}",
                     *extra]
 
 
@@ -55,7 +60,8 @@ def seconds_per_iter(name: str, out: Path, probe: int) -> float:
     from syn2real.engine.callbacks import Callback
     from syn2real.engine.trainer import Trainer
 
-    cache = out / name / "probe.json"
+    name = SAME_SPEED.get(name, name)
+    cache = out / "probes" / f"{name}.json"
     if cache.is_file():
         return json.loads(cache.read_text())["seconds_per_iter"]
 
@@ -72,8 +78,11 @@ def seconds_per_iter(name: str, out: Path, probe: int) -> float:
         overrides = [*overrides, f"out_dir={tmp}", f"train.iters={probe + 1}", "train.eval_every=0",
                      "train.checkpoint_every=0", "data.val=null"]
         clock = Clock()
+        warnings.filterwarnings("ignore", message="optim.warmup_iters")  # the probe is shorter than the warm-up
         Trainer(load_config(preset, overrides), callbacks=[clock]).fit()
-    seconds = (clock.times[probe] - clock.times[10]) / (probe - 10)
+    # The median step: a burst of other work on the machine does not move it.
+    steps = [clock.times[i + 1] - clock.times[i] for i in range(10, probe)]
+    seconds = float(sorted(steps)[len(steps) // 2])
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"seconds_per_iter": seconds, "probe_iters": probe}))
     return seconds
@@ -85,7 +94,7 @@ def run_setting(name: str, out: Path, minutes: float, probe: int) -> dict:
 
     spi = seconds_per_iter(name, out, probe)
     quarter = max(1, round(minutes * 60 / 4 / spi))
-    preset, overrides = overrides_for(name, out)
+    preset, overrides = overrides_for(name, out, f"{name}_{minutes:g}min")
     cfg = load_config(preset, [*overrides, f"train.iters={4 * quarter}", f"train.eval_every={quarter}",
                                f"train.checkpoint_every={quarter}"])
     start = time.perf_counter()
@@ -118,7 +127,8 @@ def main() -> None:
     out = Path(args.out)
     if args.fresh:
         for name in args.settings:
-            shutil.rmtree(out / name, ignore_errors=True)
+            shutil.rmtree(out / f"{name}_{args.minutes:g}min", ignore_errors=True)
+            (out / "probes" / f"{name}.json").unlink(missing_ok=True)
     marks = [args.minutes * i / 4 for i in (1, 2, 3, 4)]
     print(f"oracle (CamVid train -> val, 11 classes), mIoU % after each share of a {args.minutes:g}-minute budget")
     print(f"{'setting':>12} {'s/iter':>6} {'iters':>5} " + " ".join(f"{m:>5.0f}'" for m in marks)

@@ -114,6 +114,26 @@ def test_fcn8s_on_vgg16_has_the_published_size():
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(134e6, rel=0.01)
 
 
+def test_fcn8s_takes_fc6_fc7_from_vgg_classifier_weights():
+    import timm
+
+    head = FCN8sHead([256, 512, 512, 512], 19, 0.5)
+    vgg = timm.create_model("vgg16").state_dict()  # timm: pre_logits.fc1 / fc2 are convolutions already
+    head.load_pretrained(vgg, "timm vgg16")
+    assert torch.equal(head.fc6[0].weight, vgg["pre_logits.fc1.weight"])
+    assert torch.equal(head.fc7[0].bias, vgg["pre_logits.fc2.bias"])
+    # torchvision's layout: linear layers on the flattened 512x7x7 pool5, reshaped into the same kernels.
+    linear = {"classifier.0.weight": torch.randn(4096, 512 * 7 * 7), "classifier.0.bias": torch.randn(4096),
+              "classifier.3.weight": torch.randn(4096, 4096), "classifier.3.bias": torch.randn(4096)}
+    head.load_pretrained(linear, "torchvision vgg16")
+    pool5 = torch.randn(1, 512, 7, 7)
+    assert torch.allclose(F.conv2d(pool5, head.fc6[0].weight, head.fc6[0].bias).flatten(),
+                          linear["classifier.0.weight"] @ pool5.flatten() + linear["classifier.0.bias"],
+                          rtol=1e-4, atol=1e-3)
+    with pytest.raises(WeightsError, match="fc7"):
+        head.load_pretrained({**linear, "classifier.3.weight": torch.randn(4096, 1000)}, "bad.pth")
+
+
 def test_fcn8s_refuses_a_dilated_backbone():
     with pytest.raises(ConfigError, match="fcn8s"):
         build_model(ModelConfig(backbone="drn_d_22", head="fcn8s", pretrained=None))

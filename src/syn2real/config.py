@@ -93,6 +93,11 @@ class DataConfig:
     color_jitter: float = 0.0
     blur: bool = False
     randaugment: bool = False
+    # Randomise the look of every source batch (domain generalisation, no target image needed), in this order:
+    # names from syn2real.data.source_style (`randconv`, `pasta`), e.g. [randconv, pasta]; the labels stay as they are.
+    source_style: tuple[str, ...] = ()
+    # Options per style, e.g. {randconv: {p: 0.5}}; what is not given takes the paper's value.
+    source_style_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Validation images are resized to this (H, W) for inference; predictions are scored at label size.
     val_resize: tuple[int, int] | None = None
     batch_size: int = 2
@@ -114,6 +119,16 @@ class ModelConfig:
     head_channels: int = 128
     dropout: float = 0.1
     channels_last: bool = True
+    # IBN-Net's IBN-a (Pan et al., ECCV 2018): in every block of the backbone's stages but the last, the first
+    # BatchNorm instance-normalises half of its channels (syn2real.models.style). Changes the weights' names.
+    ibn: bool = False
+    # MixStyle (Zhou et al., ICLR 2021): in training, with probability `mixstyle_p` (paper: 0.5) after each of the
+    # first `mixstyle_stages` feature stages (paper: res1-res3, i.e. 3), each image takes a Beta(alpha, alpha) mix
+    # (paper: alpha 0.1) of its feature statistics and another image's. Identity in evaluation; no weights.
+    mixstyle: bool = False
+    mixstyle_p: float = 0.5
+    mixstyle_alpha: float = 0.1
+    mixstyle_stages: int = 3
 
 
 @dataclass
@@ -373,6 +388,20 @@ def _check_dataset(key: str, ds: DatasetConfig | None) -> None:
         _at_least(f"{key}.limit", ds.limit, 1)
 
 
+def _check_source_style(d: DataConfig) -> None:
+    # The names themselves (and each style's options) are checked by syn2real.data.source_style, which holds them.
+    names = list(d.source_style)
+    if not all(names) or len(set(names)) != len(names):
+        _fail("data.source_style", "a list of distinct style names", d.source_style)
+    stray = sorted(set(d.source_style_params) - set(names))
+    if stray:
+        raise ConfigError(f"data.source_style_params: options for {', '.join(map(repr, stray))}, which "
+                          f"data.source_style={names} does not use; add the style there or drop its options")
+    for name, params in d.source_style_params.items():
+        if not isinstance(params, dict):
+            _fail(f"data.source_style_params.{name}", "a mapping of option: value", params)
+
+
 def _check_output(cfg: Config) -> None:
     if not cfg.name or cfg.name in (".", ".."):
         _fail("name", "a folder name (the run folder under out_dir)", cfg.name)
@@ -402,6 +431,7 @@ def check_config(cfg: Config) -> Config:
     if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
         _fail("data.scale_range", "[low, high] with 0 < low <= high", d.scale_range)
     _non_negative("data.color_jitter", d.color_jitter)
+    _check_source_style(d)
     _size("data.val_resize", d.val_resize, optional=True)
     _at_least("data.batch_size", d.batch_size, 1)
     _at_least("data.workers", d.workers, 0)
@@ -416,6 +446,9 @@ def check_config(cfg: Config) -> Config:
         _fail("model.aspp_dilations", "a non-empty list of positive rates", m.aspp_dilations)
     _at_least("model.head_channels", m.head_channels, 1)
     _within("model.dropout", m.dropout, 0, 1, high_open=True)
+    _within("model.mixstyle_p", m.mixstyle_p, 0, 1)
+    _positive("model.mixstyle_alpha", m.mixstyle_alpha)
+    _at_least("model.mixstyle_stages", m.mixstyle_stages, 1)
 
     o = cfg.optim
     _one_of("optim.name", o.name, OPTIMIZERS)

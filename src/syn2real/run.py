@@ -25,10 +25,12 @@ if TYPE_CHECKING:
 
 
 def check_names(cfg: Config) -> None:
-    """Every name in `cfg` that a registry holds (dataset kinds, method, backbone, head, selector) is registered:
-    checked before any work, one line naming the key. (The config layer checks everything else when loaded.)"""
+    """Every name in `cfg` that a registry holds (dataset kinds, method, backbone, head, selector, source styles
+    with their options) is registered: checked before any work, one line naming the key. (The config layer checks
+    everything else when loaded.)"""
     from syn2real.active.selectors import SELECTORS
     from syn2real.data import DATASETS
+    from syn2real.data.source_style import build_source_style
     from syn2real.methods import METHODS
     from syn2real.models import BACKBONES, HEADS
 
@@ -42,6 +44,7 @@ def check_names(cfg: Config) -> None:
     HEADS.get(cfg.model.head)
     if cfg.active.selector is not None:
         SELECTORS.get(cfg.active.selector)
+    build_source_style(cfg.data)
 
 
 def check_label_space(cfg: Config, source) -> None:
@@ -150,7 +153,7 @@ def predict_run(run_dir: Path, images: Path, out_dir: Path, size: tuple[int, int
                           device=next(model.parameters()).device)
 
 
-CATALOGS = ("methods", "datasets", "selectors", "backbones", "heads", "presets")
+CATALOGS = ("methods", "datasets", "selectors", "backbones", "heads", "source-styles", "presets")
 
 
 def catalog(what: str) -> list[tuple[str, str]]:
@@ -172,6 +175,13 @@ def catalog(what: str) -> list[tuple[str, str]]:
     if what == "selectors":
         return [(name, f"{SELECTORS.describe(name)}. Budgets: {', '.join(SELECTORS.meta(name)['budgets'])}; "
                        f"options: {options(selector_options(name))}") for name in SELECTORS]
+    if what == "source-styles":
+        from dataclasses import asdict
+
+        from syn2real.data.source_style import SOURCE_STYLES
+
+        return [(name, f"{SOURCE_STYLES.describe(name)}. Options: {options(asdict(SOURCE_STYLES.get(name)()))}")
+                for name in SOURCE_STYLES]
     if what == "backbones":
         return [(name, f"timm {BACKBONES.get(name).timm_name}") for name in BACKBONES]
     if what == "heads":

@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from syn2real.config import Config, save_config
+from syn2real.data.source_style import build_source_style
 from syn2real.engine import distributed as ddp
 from syn2real.engine.callbacks import Callback
 from syn2real.engine.checkpoint import (last_checkpoint, load_state, load_weights, model_metadata, save_checkpoint,
@@ -79,6 +80,8 @@ class Trainer:
             if getattr(cfg.train, key) < 1:
                 raise ConfigError(f"train.{key} must be at least 1, got {getattr(cfg.train, key)}")
         self.cfg = cfg
+        # Built first: an unknown style or option stops the run before any work.
+        self.source_style = build_source_style(cfg.data)
         self.progress = progress
         device = resolve_device(cfg.train.device)
         if device.type == "cuda" and device.index is None:
@@ -290,6 +293,9 @@ class Trainer:
         for key, value in batch.items():
             if isinstance(value, torch.Tensor):
                 value = value.to(self.device, non_blocking=True)
+                if key == "image" and name == "source":
+                    # `data.source_style` restyles source images only; target images are what the model must meet.
+                    value = self.source_style(value)
                 if value.ndim == 4 and self.cfg.model.channels_last:
                     value = value.contiguous(memory_format=torch.channels_last)
             out[key] = value

@@ -122,6 +122,18 @@ def build_backbone(name: str, pretrained: str | None = None, output_stride: int 
     )
 
 
+def pretrained_state_dict(name: str, pretrained: str | None) -> dict[str, torch.Tensor] | None:
+    """The whole pretrained network's state dict behind `pretrained` (a weights file, or the hub's full timm
+    model), for heads that start from the classifier's layers (FCN's fc6 / fc7); None for random init and the
+    offline tag (those weights hold no such layers)."""
+    if pretrained is None or pretrained == OFFLINE_TAG:
+        return None
+    hub_tag = _parse_hub_tag(pretrained)
+    if hub_tag is not None:
+        return _create_from_hub(BACKBONES.get(name).timm_name, hub_tag, {}).state_dict()
+    return read_state_dict(pretrained) if _looks_like_path(pretrained) else None
+
+
 def _create(spec: BackboneSpec, kwargs: dict) -> nn.Module:
     return spec.builder(spec.out_indices) if spec.builder else timm.create_model(spec.timm_name, **kwargs)
 

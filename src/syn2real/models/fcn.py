@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from syn2real.config import ModelConfig
-from syn2real.errors import ConfigError
+from syn2real.errors import ConfigError, WeightsError
 from syn2real.models.backbones import BACKBONES, BackboneSpec
 from syn2real.models.heads import HEADS, _classifier, _Head, _resize
 
@@ -28,9 +28,9 @@ class FCN8sHead(_Head):
     Differences from the paper: score layers start from N(0, 0.01) like this package's other classifiers (Caffe's
     default filler, zeros, would give the backbone no gradient at the first step); upsampling is bilinear
     interpolation (the at-once net's deconvolutions are bilinear-initialised and fixed, lr_mult 0); fc6 pads by 3
-    instead of padding the input by 100 and cropping; the fc dropout is `model.dropout` (0.5 in the paper); fc6 /
-    fc7 start from random init even with ImageNet backbone weights (the paper converts VGG's fc layers), and they
-    hold ~120M of the ~134M parameters. `classifier` is score_fr, so a second classifier on `forward_features`
+    instead of padding the input by 100 and cropping; the fc dropout is `model.dropout` (0.5 in the paper). As in
+    the paper, fc6 / fc7 are VGG's fc layers made convolutions when the weights hold them (`load_pretrained`: timm's
+    `pre_logits.fc1/fc2`, or torchvision's `classifier.0/3` reshaped); they hold ~120M of the ~134M parameters. `classifier` is score_fr, so a second classifier on `forward_features`
     sees the stride-32 path only. Needs features at strides 4, 8 and 32 (pool3 / pool4 are the first two
     max-pooled).
     """
@@ -54,6 +54,25 @@ class FCN8sHead(_Head):
         self.classifier = _classifier(fc, num_classes)
         self.score_pool4 = _classifier(in_channels[1], num_classes)
         self.score_pool3 = _classifier(in_channels[0], num_classes)
+
+    def load_pretrained(self, state: dict[str, torch.Tensor], source) -> None:
+        """fc6 / fc7 from a whole VGG-16's weights: timm's convolutional `pre_logits.fc1` / `fc2`, or torchvision's
+        linear `classifier.0` / `classifier.3` (reshaped to 7x7 and 1x1 kernels). Weights without them (a
+        features-only file) leave fc6 / fc7 at random init."""
+        layouts = {"pre_logits.fc1": "pre_logits.fc2", "classifier.0": "classifier.3"}
+        for fc6_key, fc7_key in layouts.items():
+            if f"{fc6_key}.weight" in state and f"{fc7_key}.weight" in state:
+                break
+        else:
+            return
+        for conv, key in ((self.fc6[0], fc6_key), (self.fc7[0], fc7_key)):
+            weight, bias = state[f"{key}.weight"], state[f"{key}.bias"]
+            if weight.numel() != conv.weight.numel() or bias.shape != conv.bias.shape:
+                raise WeightsError(f"{source}: {key} has shape {tuple(weight.shape)}; FCN-8s needs "
+                                   f"{tuple(conv.weight.shape)} for its {'fc6' if conv is self.fc6[0] else 'fc7'}")
+            with torch.no_grad():
+                conv.weight.copy_(weight.reshape(conv.weight.shape))
+                conv.bias.copy_(bias)
 
     def forward_features(self, feats: list[torch.Tensor]) -> torch.Tensor:
         return self.fc7(self.fc6(feats[-1]))
