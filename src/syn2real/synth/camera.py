@@ -24,6 +24,9 @@ class Camera:
     yaw_deg: float = 0.0  # positive turns right
     pitch_deg: float = 0.0  # positive looks up
     roll_deg: float = 0.0
+    # Barrel distortion k1 of the lens (0: a pinhole). Scenes are drawn through the pinhole, and the finished
+    # picture and its label are then warped alike (`lens.distort`), so the label stays the picture's.
+    distortion: float = 0.0
     rotation: np.ndarray = field(init=False, repr=False)  # world -> camera, rows: right, down, forward
 
     def __post_init__(self) -> None:

@@ -374,9 +374,9 @@ class TreeDraws:
 
 
 def tree_draws(rng: np.random.Generator, base: np.ndarray, height: float | None = None, bare: bool = False,
-               foliage: Colour = (0.2, 0.35, 0.12)) -> TreeDraws:
+               foliage: Colour = (0.2, 0.35, 0.12), height_range: tuple[float, float] = (5.0, 14.0)) -> TreeDraws:
     """Draw a tree: trunk and a crown of overlapping blobs (or, bare, a fan of branches); see `trees`."""
-    height = height or uniform(rng, 5.0, 14.0)
+    height = height or uniform(rng, *height_range)
     trunk_w = uniform(rng, 0.18, 0.4) * height / 9
     crown_base = height * uniform(rng, 0.3, 0.45)
     radius = (height - crown_base) * uniform(rng, 0.35, 0.55)

@@ -28,6 +28,11 @@ _SCALE = 1 << _SHIFT
 SKY = C["sky"]
 _GLASS_TONES = (0.75, 0.875, 1.0, 1.125, 1.25)  # window panes vary from cell to cell
 _UP = np.array([0.0, 1.0, 0.0])
+#: Glossy things (`Environment.specular`): vehicles and the ego car's bonnet (labelled ignore).
+_GLOSSY = np.zeros(256, bool)
+_GLOSSY[[C["car"], C["truck"], C["bus"], C["train"], C["motorcycle"], 255]] = True
+#: Contact shadows: a footprint drawn at three sizes, darkest in the middle, for a soft edge.
+_CONTACT_RINGS = ((1.35, 90), (1.15, 170), (0.95, 255))
 
 
 @dataclass
@@ -130,6 +135,8 @@ class Rasteriser:
         self.sun = np.asarray(env.sun_direction, np.float64)
         self.sun_light = np.asarray(env.sun_colour) * env.sun_strength
         self.ambient = np.asarray(env.ambient)
+        self.environment = env
+        self.contact: np.ndarray | None = None
 
     def _add_entries(self, colours: np.ndarray, labels: np.ndarray, materials: np.ndarray,
                      normals: np.ndarray) -> int:
@@ -196,7 +203,9 @@ class Rasteriser:
         counts = np.array(part_counts)
         painted = [i for i, f in enumerate(facets) if f.grid is not None and not f.grid.cutout]
         sizes = counts.copy()
+        framed = [i for i in painted if facets[i].grid.frame > 0]  # (one more entry: the frame colour)
         sizes[painted] += len(_GLASS_TONES)
+        sizes[framed] += 1
         starts = np.cumsum(sizes) - sizes
         part_rows = np.arange(counts.sum()) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
         parts = [p for f in facets for p in f.parts]
@@ -207,6 +216,8 @@ class Rasteriser:
         shade = np.repeat(lights, counts, axis=0)
         shade[part_materials == Material.LAMP] = 1.0  # lamps shine by themselves
         colours[part_rows] = _part_colours(parts) * shade
+        if self.environment.specular > 0:
+            colours[part_rows] += self._gloss(facets, counts, facet_normals, part_materials)
         materials[part_rows] = part_materials
         labels[part_rows] = np.repeat([f.label for f in facets], counts)
         normals[part_rows] = np.repeat(facet_normals, counts, axis=0)
@@ -218,8 +229,56 @@ class Rasteriser:
             materials[rows] = np.array([int(g.material) for g in grids])[:, None]
             labels[rows] = np.array([facets[i].label for i in painted])[:, None]
             normals[rows] = facet_normals[painted][:, None]
+        if framed:
+            rows = starts[framed] + counts[framed] + len(_GLASS_TONES)
+            colours[rows] = lights[framed] * np.array([facets[i].grid.frame_colour for i in framed])
+            materials[rows] = int(Material.PAINT)
+            labels[rows] = [facets[i].label for i in framed]
+            normals[rows] = facet_normals[framed]
         first = self._add_entries(colours, labels, materials, normals)
         return (first + part_rows).tolist(), (first + starts).tolist()
+
+    def _gloss(self, facets: list[Facet], counts: np.ndarray, normals: np.ndarray,
+               materials: np.ndarray) -> np.ndarray:
+        """(parts, 3) light a glossy surface adds to its colour: the sun's highlight (Blinn-Phong) and the sky
+        it mirrors (Schlick's Fresnel term), per flat facet, on the paint and glass of vehicles."""
+        env = self.environment
+        labels = np.fromiter((f.label for f in facets), np.int64, len(facets))
+        anchors = np.concatenate([f.parts[0].points[:1] for f in facets])
+        view = self.camera.origin - anchors
+        view /= np.maximum(np.linalg.norm(view, axis=1, keepdims=True), 1e-9)
+        cos_view = np.clip(np.abs(np.einsum("ij,ij->i", normals, view)), 0.0, 1.0)
+        half = view + self.sun
+        half /= np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-9)
+        highlight = np.maximum(np.einsum("ij,ij->i", normals, half), 0.0) ** 60
+        fresnel = 0.04 + 0.96 * (1.0 - cos_view) ** 5
+        up = np.clip(normals[:, 1:2], 0.0, 1.0)
+        sky = up * np.asarray(env.sky_zenith) + (1 - up) * np.asarray(env.sky_horizon)
+        gloss = env.specular * (highlight[:, None] * self.sun_light * 2.0 + (0.25 + fresnel[:, None]) * 0.5 * sky)
+        gloss[~_GLOSSY[labels]] = 0.0
+        per_part = np.repeat(gloss, counts, axis=0)
+        shiny = (materials == Material.PAINT) | (materials == Material.GLASS)
+        per_part[~shiny] = 0.0
+        per_part[materials == Material.GLASS] *= 1.6
+        return per_part
+
+    def contact_shadows(self, footprints: list[np.ndarray]) -> None:
+        """Darker ground right under things (ambient occlusion), whatever the sun: each footprint ((k, 3) world
+        corners of a convex polygon on the ground) drawn at a few sizes into a mask, darkest in the middle;
+        `finish` darkens the ground's pixels by it."""
+        if self.environment.contact_shadow <= 0 or not footprints:
+            return
+        polygons = []
+        for scale, _ in _CONTACT_RINGS:  # (grown about each footprint's centre, on the ground it lies on)
+            for world in footprints:
+                centre = world.mean(axis=0)
+                polygons.append(centre + (world - centre) * [scale, 0.0, scale])
+        batch = _Batch(self, polygons)
+        self.contact = np.zeros(self.part.shape, np.uint8)
+        levels = np.repeat([value for _, value in _CONTACT_RINGS], len(footprints)).tolist()
+        for points, behind, value in zip(batch.points, batch.behind.tolist(), levels):
+            if not behind:
+                cv2.fillConvexPoly(self.contact, points, value, cv2.LINE_8, _SHIFT)
 
     def draw_objects(self, facets: list[Facet]) -> None:
         cam = self.camera
@@ -340,7 +399,8 @@ class Rasteriser:
             t *= depth
             t += offsets
             cell = np.floor(t)
-            inside = t - cell < sizes
+            frac = t - cell
+            inside = frac < sizes
             inside &= t >= 0
             inside &= t < stops
         in_u, in_v = inside
@@ -356,6 +416,13 @@ class Rasteriser:
         # Written into the scratch itself: tones are entries of this facet, below the ids of any later one, so
         # later facets tell their pixels apart just as well.
         local[r0:r1, c0:c1][cells] = tone_id + (key - n * np.floor(key / n)).astype(np.int32)
+        if grid.frame > 0:  # the frame: a band inside each cell's edge, and a mullion down its middle
+            (frac_u, frac_v), (size_u, size_v) = frac, sizes[:, 0, 0].tolist()
+            band_u, band_v = np.float32(grid.frame / pu), np.float32(grid.frame / pv)
+            border = (frac_u < band_u) | (frac_u >= size_u - band_u) | (frac_v < band_v) | (frac_v >= size_v - band_v)
+            border |= np.abs(frac_u - np.float32(size_u / 2)) < band_u / 2
+            border &= cells
+            local[r0:r1, c0:c1][border] = tone_id + n
 
     # -- the picture ----------------------------------------------------------------------------------------
 
@@ -367,6 +434,11 @@ class Rasteriser:
         # Ground entries come right after the sky's: light them in the table (standing facets are lit per
         # facet already). Shadowed ground gets entries of its own, lit by the sky alone.
         ground = slice(1, self.ground_entries)
+        if self.contact is not None:  # (before the shadows move shaded ground to entries of their own)
+            occlusion = self.contact.astype(np.float32)
+            occlusion *= np.float32(-self.environment.contact_shadow / 255)
+            occlusion += 1.0
+            occlusion[(part <= 0) | (part >= self.ground_entries)] = 1.0
         unlit = colours[ground].copy()
         colours[ground] *= self.ambient + self.sun_light * max(0.0, self.sun[1])
         if self.shadow is not None:
@@ -383,6 +455,8 @@ class Rasteriser:
         # indices as intp, which both gathers would convert them to).
         entry = part.astype(np.intp)
         colour = np.take(colours.astype(np.float32), entry, axis=0)
+        if self.contact is not None:
+            colour *= occlusion[..., None]
         sky = part == 0
         _, first_row, _, rows = cv2.boundingRect(sky.view(np.uint8))
         if rows:  # the sky only ever fills rows down to the lowest one it shows in
@@ -405,6 +479,7 @@ def render(scene: Scene) -> Frame:
     raster = Rasteriser(scene)
     raster.draw_ground(scene.ground)
     raster.cast_shadows(scene.objects)
+    raster.contact_shadows(scene.contacts)
     raster.draw_objects(scene.objects)
     return raster.finish(scene)
 

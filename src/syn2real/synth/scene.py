@@ -31,6 +31,7 @@ class Material(IntEnum):
     MARKING = 9
     FABRIC = 10
     LAMP = 11  # lit: traffic light bulbs, car lights (not shaded)
+    RENDER = 12  # smooth painted plaster on facades
 
 
 Colour = tuple[float, float, float]
@@ -65,6 +66,9 @@ class Grid:
     colour: Colour = (0.2, 0.22, 0.26)
     material: Material = Material.GLASS
     cutout: bool = False
+    # Painted cells only: a frame this many metres wide inside each cell's edge, in `frame_colour` (0: none).
+    frame: float = 0.0
+    frame_colour: Colour = (0.9, 0.9, 0.88)
 
 
 @dataclass(slots=True)
@@ -97,6 +101,9 @@ class Environment:
     haze_colour: Colour = (0.75, 0.8, 0.88)
     haze_distance: float = 400.0  # metres at which 63% of the colour is haze
     seed: int = 0  # cloud pattern
+    wet: float = 0.0  # a wet road: 0 dry, 1 soaked (darker asphalt with a sheen of the sky; see `look`)
+    contact_shadow: float = 0.0  # how much darker the ground is right under vehicles (0: no contact shadows)
+    specular: float = 0.0  # gloss of vehicle paint and glass: the sun's highlight and the sky's reflection
 
     def __post_init__(self) -> None:
         d = np.asarray(self.sun_direction, np.float64)
@@ -109,6 +116,9 @@ class Scene:
     environment: Environment = field(default_factory=Environment)
     ground: list[Facet] = field(default_factory=list)  # painted in order, no depth test
     objects: list[Facet] = field(default_factory=list)  # z-buffered
+    # Footprints ((k, 3) world corners of convex polygons on the ground) darkened by `environment.contact_shadow`:
+    # under vehicles and people.
+    contacts: list[np.ndarray] = field(default_factory=list)
 
 
 # ---- building blocks ---------------------------------------------------------------------------------------

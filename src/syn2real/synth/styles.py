@@ -21,7 +21,7 @@ import numpy as np
 from syn2real.errors import ConfigError
 from syn2real.synth.raster import Frame
 from syn2real.synth.scene import Scene
-from syn2real.synth.textures import FADE_DISTANCE, texture_factor
+from syn2real.synth.textures import FADE_DISTANCE, Atlas, texture_factor
 
 STYLES = ("synthetic", "photo")
 
@@ -128,7 +128,7 @@ def _texture_coordinates(frame: Frame, scene: Scene, depth: np.ndarray, part: np
 _HALVE = np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]])  # full-resolution pixel -> half-resolution sample
 
 
-def _surface_detail(frame: Frame, scene: Scene, strength: float) -> np.ndarray:
+def _surface_detail(frame: Frame, scene: Scene, strength: float, tables: Atlas | None = None) -> np.ndarray:
     """(H, W) float32 texture factor of every pixel (1 where detail has faded out, and on the sky).
 
     Computed at every second pixel of the box of pixels nearer than the fade distance and resized up: the
@@ -146,7 +146,7 @@ def _surface_detail(frame: Frame, scene: Scene, strength: float) -> np.ndarray:
     part = frame.part[2 * r0:2 * r1:2, 2 * c0:2 * c1:2]
     tex_u, tex_v = _texture_coordinates(frame, scene, depth, part, box, step=2)
     material = np.ascontiguousarray(frame.material[2 * r0:2 * r1:2, 2 * c0:2 * c1:2])  # (once, not per LUT)
-    factor = texture_factor(material, tex_u, tex_v, depth, strength)
+    factor = texture_factor(material, tex_u, tex_v, depth, strength, tables)
     # Back to full resolution: pixel 2i takes sample i, pixel 2i + 1 the mean of samples i and i + 1.
     x0, y0, x1, y1 = box[0], box[1], min(box[2], w), min(box[3], h)
     cv2.warpAffine(factor, _HALVE, (x1 - x0, y1 - y0), texture[y0:y1, x0:x1],

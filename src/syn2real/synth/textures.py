@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+import zlib
 
 import cv2
 import numpy as np
@@ -38,6 +39,21 @@ TEXTURES = {
     Material.FOLIAGE: Texture("grass", 1.5, 0.8),
     Material.MARKING: Texture("gravel", 1.2, 0.3),
     Material.FABRIC: Texture("gravel", 0.8, 0.15),
+    Material.RENDER: Texture("procedural:plaster", 2.5, 0.3),
+}
+
+#: Other maps a material may take in a frame (`texture_tables` with variety > 0): scikit-image photos and
+#: procedural patterns ("procedural:NAME", made by `procedural_map`), each at its own scale and strength.
+VARIANTS = {
+    Material.ASPHALT: [Texture("moon", 1.5, 0.35), Texture("procedural:grain", 0.8, 0.5)],
+    Material.PAVING: [Texture("procedural:slabs", 1.2, 0.5), Texture("procedural:setts", 0.5, 0.55),
+                      Texture("gravel", 1.0, 0.4)],
+    Material.GRASS: [Texture("procedural:grain", 2.0, 0.6), Texture("moon", 2.0, 0.5)],
+    Material.BRICK: [Texture("procedural:bricks", 0.6, 0.45), Texture("brick", 1.5, 0.6)],
+    Material.CONCRETE: [Texture("moon", 6.0, 0.35), Texture("procedural:plaster", 3.0, 0.35),
+                        Texture("procedural:slabs", 2.5, 0.3)],
+    Material.RENDER: [Texture("procedural:grain", 4.0, 0.15), Texture("moon", 8.0, 0.2)],
+    Material.FOLIAGE: [Texture("procedural:grain", 1.0, 0.7), Texture("moon", 1.2, 0.6)],
 }
 
 
@@ -47,6 +63,8 @@ def detail_map(photo: str, size: int = _SIZE) -> np.ndarray:
 
     Small on purpose: sampling far surfaces jumps across the map, and a map that fits the cache samples fast.
     """
+    if photo.startswith("procedural:"):
+        return procedural_map(photo.split(":", 1)[1], size)
     img = getattr(skdata, photo)().astype(np.float32)
     if img.ndim == 3:
         img = img.mean(axis=2)
@@ -57,6 +75,50 @@ def detail_map(photo: str, size: int = _SIZE) -> np.ndarray:
     small = (small / small.mean()).astype(np.float32)
     small.setflags(write=False)
     return small
+
+
+def _fractal(rng: np.random.Generator, size: int, octaves: range, falloff: float = 0.5) -> np.ndarray:
+    """Tileable fractal noise with mean 0: octaves of wrapped, upsampled white noise."""
+    out = np.zeros((size, size), np.float32)
+    for octave in octaves:
+        cells = 2 ** octave
+        grid = rng.standard_normal((cells, cells)).astype(np.float32)
+        up = cv2.resize(np.tile(grid, (3, 3)), (3 * size, 3 * size), interpolation=cv2.INTER_CUBIC)
+        out += up[size:2 * size, size:2 * size] * falloff ** (octave - octaves.start)
+    return out - out.mean()
+
+
+@lru_cache(maxsize=None)
+def procedural_map(name: str, size: int = _SIZE) -> np.ndarray:
+    """(size, size) float32 seamless mean-one pattern, made from a fixed seed: `grain` (fine fractal noise, for
+    asphalt and grass), `plaster` (soft blotches, for render and concrete), `slabs` (paving slabs with joints),
+    `setts` (small square stones) and `bricks` (stretcher bond with mortar)."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    ys, xs = np.mgrid[0:size, 0:size]
+    if name == "grain":
+        pattern = 1 + 0.35 * _fractal(rng, size, range(4, 8), 0.8)
+    elif name == "plaster":
+        pattern = 1 + 0.25 * _fractal(rng, size, range(2, 7), 0.6)
+    elif name in ("slabs", "setts"):
+        cell = 64 if name == "slabs" else 16
+        shade = 1 + rng.uniform(-0.12, 0.12, (size // cell, size // cell)).astype(np.float32)
+        pattern = shade[ys // cell, xs // cell] * (1 + 0.08 * _fractal(rng, size, range(5, 8)))
+        joint = (ys % cell < 2) | (xs % cell < 2)
+        pattern[joint] *= 0.55
+    elif name == "bricks":
+        course, length = 16, 32
+        shift = (ys // course % 2) * (length // 2)
+        brick_id = (ys // course) * (size // length) + (xs + shift) % size // length
+        shade = 1 + rng.uniform(-0.15, 0.15, brick_id.max() + 1).astype(np.float32)
+        pattern = shade[brick_id] * (1 + 0.06 * _fractal(rng, size, range(5, 8)))
+        mortar = (ys % course < 2) | ((xs + shift) % length < 2)
+        pattern[mortar] = 1.35
+    else:
+        raise ValueError(f"no procedural texture {name!r}")
+    pattern = np.clip(pattern, 0.2, 2.0).astype(np.float32)
+    pattern /= pattern.mean()
+    pattern.setflags(write=False)
+    return pattern
 
 
 @dataclass(frozen=True)
@@ -77,7 +139,8 @@ class Atlas:
 
 @lru_cache(maxsize=1)
 def atlas() -> Atlas:
-    photos = list(dict.fromkeys(tex.photo for tex in TEXTURES.values()))
+    # (the default maps first, in their order, then the variants': a map's rows never move)
+    photos = _atlas_photos()
     maps = [detail_map(photo) for photo in photos]
     image = np.concatenate([np.concatenate([m, m[:1]]) for m in maps])
     texels = np.zeros(256, np.float32)
@@ -92,14 +155,36 @@ def atlas() -> Atlas:
     return Atlas(image, texels, row, strength)
 
 
+def texture_tables(rng: np.random.Generator, variety: float) -> Atlas:
+    """The atlas with per-frame tables: each material takes one of its `VARIANTS` with probability `variety`
+    (else its default map), at 0.6-1.6 times its scale and 0.7-1.3 times its strength."""
+    maps = atlas()
+    texels, row, strength = maps.texels.copy(), maps.row.copy(), maps.strength.copy()
+    photos = _atlas_photos()
+    for mat, default in TEXTURES.items():
+        options = VARIANTS.get(mat, [])
+        pick, which, scale, gain = rng.random(4).tolist()
+        tex = options[int(which * len(options))] if options and pick < variety else default
+        texels[mat] = _SIZE / 2 / tex.metres / (0.6 + scale)
+        row[mat] = photos.index(tex.photo) * (_SIZE + 1)
+        strength[mat] = tex.strength * (0.7 + 0.6 * gain)
+    return Atlas(maps.image, texels, row, strength)
+
+
+@lru_cache(maxsize=1)
+def _atlas_photos() -> list[str]:
+    return list(dict.fromkeys([tex.photo for tex in TEXTURES.values()]
+                              + [tex.photo for options in VARIANTS.values() for tex in options]))
+
+
 def texture_factor(material: np.ndarray, tex_u: np.ndarray, tex_v: np.ndarray, depth: np.ndarray,
-                   strength: float = 1.0) -> np.ndarray:
+                   strength: float = 1.0, tables: Atlas | None = None) -> np.ndarray:
     """(H, W) float32 factor that multiplies each pixel's colour by its material's detail map.
 
     Texture coordinates are in metres; detail fades out with distance (the factor is 1 from
     `FADE_DISTANCE` on, and on untextured materials).
     """
-    maps = atlas()
+    maps = tables or atlas()
     scratch = cv2.LUT(material, maps.texels)  # texels per metre; then reused for each step's temporary
     map_x = tex_u * scratch
     map_y = tex_v * scratch

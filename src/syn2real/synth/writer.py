@@ -23,7 +23,9 @@ from syn2real.errors import ConfigError, DataError
 from syn2real.labels import CITYSCAPES19
 from syn2real.synth.raster import render
 from syn2real.synth.street import Knobs, sample_scene
-from syn2real.synth.styles import apply_style, check_style
+from syn2real.synth.look import Look, apply_look
+from syn2real.synth.randomize import Randomization, load_randomization
+from syn2real.synth.styles import check_style
 
 #: Bumped whenever the same settings would draw different pixels; recorded in the manifest.
 RENDERER_VERSION = "1.2"
@@ -44,14 +46,23 @@ def frame_generators(seed: int, split: str, index: int) -> tuple[np.random.Gener
     return np.random.default_rng(geometry), np.random.default_rng(look)
 
 
-def render_frame(index: int, size: tuple[int, int], style: str, seed: int, split: str = "train",
-                 knobs: Knobs | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Frame `index` of a split: (H, W, 3) uint8 RGB image and (H, W) uint8 train-id label."""
+def render_frame(index: int, size: tuple[int, int], style: str | None, seed: int, split: str = "train",
+                 knobs: Knobs | None = None, randomization: Randomization | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Frame `index` of a split: (H, W, 3) uint8 RGB image and (H, W) uint8 train-id label.
+
+    Either a `style` (a named look) with `knobs`, or a `randomization` (knobs and look ranges together).
+    """
+    if randomization is None:
+        randomization = Randomization(knobs or Knobs(), Look.point(check_style(style or "synthetic")))
+    elif style is not None or knobs is not None:
+        raise ConfigError("give either a style and knobs or a randomisation, not both")
     geometry, look = frame_generators(seed, split, index)
     width, height = size
-    scene = sample_scene(width, height, geometry, knobs)
+    scene = sample_scene(width, height, geometry, randomization.knobs)
     frame = render(scene)
-    return apply_style(frame, scene, style, look), frame.label
+    # (`Look.point(style)` draws and paints exactly as `apply_style(frame, scene, style, look)` does)
+    return apply_look(frame, scene, randomization.look, look)
 
 
 #: Fast lossless PNG for labels: the "up" filter alone (libpng otherwise tries all five on every row) and
@@ -81,9 +92,9 @@ def encode_png(array: np.ndarray, compress: bool = True) -> bytes:
     return data.tobytes()
 
 
-def compress_image(style: str) -> bool:
-    """Whether a style's images are worth deflating: `photo` noise is not (see PNG_STORED)."""
-    return style != "photo"
+def compress_image(style: str | Look) -> bool:
+    """Whether a style's (or look's) images are worth deflating: sensor noise is not (see PNG_STORED)."""
+    return style.noise == 0.0 if isinstance(style, Look) else style != "photo"
 
 
 def class_counts(label: np.ndarray) -> list[int]:
@@ -97,11 +108,12 @@ def _paths(out: Path, split: str, index: int) -> tuple[Path, Path]:
 
 def _write_frame(job: tuple) -> tuple[int, list[int]]:
     """Worker: render one frame and write its label, then its image (a frame is complete once both exist)."""
-    out, index, size, style, seed, split, knobs = job
-    image, label = render_frame(index, size, style, seed, split, Knobs.from_dict(knobs))
+    out, index, size, seed, split, randomization = job
+    randomization = Randomization.from_dict(randomization, "manifest settings")
+    image, label = render_frame(index, size, None, seed, split, randomization=randomization)
     image_path, label_path = _paths(out, split, index)
     atomic_write_bytes(label_path, encode_png(label))
-    atomic_write_bytes(image_path, encode_png(image, compress_image(style)))
+    atomic_write_bytes(image_path, encode_png(image, compress_image(randomization.look)))
     return index, class_counts(label)
 
 
@@ -129,25 +141,37 @@ def _existing_counts(out: Path, split: str, index: int) -> list[int] | None:
     return class_counts(label)
 
 
-def render_dataset(out: Path, n: int, size: tuple[int, int], style: str, seed: int, workers: int,
-                   split: str = "train", progress: bool = True, **knobs) -> Path:
+def render_dataset(out: Path, n: int, size: tuple[int, int], style: str | None = None, seed: int = 0,
+                   workers: int = 1, split: str = "train", progress: bool = True,
+                   randomize: str | Path | Randomization | None = None, **knobs) -> Path:
     """Render `n` frames of a split into `out` (layout in the module docstring) and return `out`.
 
     Re-running with the same settings into a complete folder does nothing; after an interruption it renders
     only the missing frames. A folder whose split was rendered with other settings is refused, so frames of
-    two settings are never mixed. `knobs` override `Knobs` fields (camera, density, light, ...).
+    two settings are never mixed. Either a `style` (default `synthetic`) with `knobs` overriding `Knobs` fields
+    (camera, density, light, ...), or `randomize`: a randomisation file, a named point or a `Randomization`.
     """
     out = Path(out)
     if not _SPLIT_NAME.fullmatch(split):
         raise ConfigError(f"split must be a plain folder name (letters, digits, '_', '-', '.'), got {split!r}")
-    check_style(style)
     width, height = (int(v) for v in size)
     if n < 1 or width < 16 or height < 16 or workers < 1:
         raise ConfigError(f"SynStreets needs n >= 1, a size of at least 16x16 and workers >= 1; got n={n}, "
                           f"size={width}x{height}, workers={workers}")
-    knob_values = Knobs.from_dict(knobs).to_dict()
-    settings = {"renderer_version": RENDERER_VERSION, "style": style, "seed": int(seed), "size": [width, height],
-                "knobs": knob_values}
+    if randomize is not None:
+        if style is not None or knobs:
+            raise ConfigError("--randomize sets the look and every knob: give no --style (or knobs) with it")
+        randomization = load_randomization(randomize)
+        settings = {"renderer_version": RENDERER_VERSION, "randomize": randomization.to_dict(), "seed": int(seed),
+                    "size": [width, height]}
+        label = "randomized"
+    else:
+        style = check_style(style or "synthetic")
+        knob_set = Knobs.from_dict(knobs)
+        randomization = Randomization(knob_set, Look.point(style), style)
+        settings = {"renderer_version": RENDERER_VERSION, "style": style, "seed": int(seed),
+                    "size": [width, height], "knobs": _recorded_knobs(knob_set)}
+        label = style
     manifest_path = out / MANIFEST
     manifest = _read_manifest(manifest_path)
     entry = manifest["splits"].get(split)
@@ -167,9 +191,10 @@ def render_dataset(out: Path, n: int, size: tuple[int, int], style: str, seed: i
         existing = _existing_counts(out, split, i)
         if existing is not None:
             counts[i] = existing
-    jobs = [(out, i, (width, height), style, int(seed), split, knob_values) for i in range(n) if i not in counts]
+    resolved = randomization.to_dict()
+    jobs = [(out, i, (width, height), int(seed), split, resolved) for i in range(n) if i not in counts]
     with Progress(disable=not progress) as bar:
-        task = bar.add_task(f"Rendering SynStreets {split} ({style})", total=n, completed=n - len(jobs))
+        task = bar.add_task(f"Rendering SynStreets {split} ({label})", total=n, completed=n - len(jobs))
         if workers == 1 or len(jobs) <= 1:
             results = map(_write_frame, jobs)
             for index, frame_counts in results:
@@ -191,8 +216,55 @@ def render_dataset(out: Path, n: int, size: tuple[int, int], style: str, seed: i
     return out
 
 
+#: The knobs manifests recorded before randomisation: the others are recorded only when they are not at their
+#: defaults, so a folder rendered before them still matches its settings (and resumes) when nothing changed.
+_FIRST_KNOBS = ("camera_height", "pitch_deg", "roll_deg", "yaw_deg", "fov_deg", "density", "vehicles", "people",
+                "curve_prob", "junction_prob", "overcast_prob", "sun_elevation_deg", "haze", "left_hand_traffic_prob",
+                "colour_jitter", "max_distance")
+
+
+def _recorded_knobs(knobs: Knobs) -> dict:
+    defaults = Knobs().to_dict()
+    return {k: v for k, v in knobs.to_dict().items() if k in _FIRST_KNOBS or v != defaults[k]}
+
+
+def contact_sheet(images: list[np.ndarray], labels: list[np.ndarray], columns: int = 1,
+                  max_width: int = 1280) -> np.ndarray:
+    """(H, W, 3) uint8 RGB sheet: per frame its picture beside its label in the Cityscapes colours (ignore,
+    e.g. the ego car's bonnet, in black), `columns` frames a row, scaled down to `max_width` at most."""
+    tiles = [np.hstack([image, CITYSCAPES19.colorize(label)]) for image, label in zip(images, labels)]
+    width = max(t.shape[1] for t in tiles)
+    if width * columns > max_width:  # keep the sheet a size a person can take in
+        scale = max_width / (width * columns)
+        tiles = [cv2.resize(t, (round(t.shape[1] * scale), round(t.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+                 for t in tiles]
+        width = max(t.shape[1] for t in tiles)
+    tiles = [np.pad(t, ((0, 4), (0, width - t.shape[1] + (4 if columns > 1 else 0)), (0, 0)), constant_values=255)
+             for t in tiles]
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % columns)
+    rows = [np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)]
+    return np.vstack(rows)
+
+
+def write_sheet(out_png: Path, n: int, size: tuple[int, int], seed: int = 0, split: str = "train",
+                style: str | None = None, randomize: str | Path | Randomization | None = None,
+                columns: int = 2, max_width: int = 1024) -> Path:
+    """Render frames 0..n-1 of a split (as `render_dataset` would) straight into a contact sheet PNG."""
+    if n < 1:
+        raise ConfigError(f"a contact sheet needs n >= 1 frames, got {n}")
+    if randomize is not None and style is not None:
+        raise ConfigError("--randomize sets the look: give no --style with it")
+    randomization = (load_randomization(randomize) if randomize is not None
+                     else Randomization(Knobs(), Look.point(check_style(style or "synthetic"))))
+    frames = [render_frame(i, size, None, seed, split, randomization=randomization) for i in range(n)]
+    sheet = contact_sheet([f[0] for f in frames], [f[1] for f in frames], columns, max_width)
+    ok, data = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    atomic_write_bytes(Path(out_png), data.tobytes())
+    return Path(out_png)
+
+
 def write_preview(dataset_dir: Path, out_png: Path, n: int = 8, split: str | None = None) -> Path:
-    """A contact sheet: one row per frame, the image beside its label blended over it."""
+    """A contact sheet of a rendered split: one row per frame, the picture beside its colourised label."""
     dataset_dir = Path(dataset_dir)
     manifest = _read_manifest(dataset_dir / MANIFEST)
     splits = manifest["splits"]
@@ -204,21 +276,15 @@ def write_preview(dataset_dir: Path, out_png: Path, n: int = 8, split: str | Non
     names = sorted(splits[split]["frames"])[:n]
     if not names:
         raise DataError(f"{dataset_dir}: split {split!r} has no finished frames to preview")
-    rows = []
+    images, labels = [], []
     for name in names:
         image = cv2.imread(str(dataset_dir / "images" / split / f"{name}.png"), cv2.IMREAD_COLOR)
         label = cv2.imread(str(dataset_dir / "labels" / split / f"{name}.png"), cv2.IMREAD_UNCHANGED)
         if image is None or label is None:
             raise DataError(f"{dataset_dir}: frame {name} of split {split!r} is missing or unreadable")
-        colours = cv2.cvtColor(CITYSCAPES19.colorize(label), cv2.COLOR_RGB2BGR)
-        overlay = cv2.addWeighted(image, 0.35, colours, 0.65, 0.0)
-        row = np.hstack([image, overlay])
-        if row.shape[1] > 1280:  # keep the sheet a size a person can take in
-            scale = 1280 / row.shape[1]
-            row = cv2.resize(row, (1280, round(row.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-        rows.append(row)
-    width = max(r.shape[1] for r in rows)
-    sheet = np.vstack([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+        images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        labels.append(label)
+    sheet = cv2.cvtColor(contact_sheet(images, labels), cv2.COLOR_RGB2BGR)
     ok, data = cv2.imencode(".png", sheet)
     atomic_write_bytes(out_png, data.tobytes())
     return Path(out_png)

@@ -15,7 +15,7 @@ from syn2real.synth.scene import Facet, Grid, Material, Part, prism, rect_uv, un
 from syn2real.synth.street.boundaries import add_boundary, add_wall
 from syn2real.synth.street.context import Street
 from syn2real.synth.street.draws import clip
-from syn2real.synth.street.palette import FACADES, ROOFS
+from syn2real.synth.street.palette import FACADES, FRAMES, RENDERS, ROOFS
 from syn2real.synth.street.plan import Junction, Side
 from syn2real.synth.street.vegetation import plant_tree
 
@@ -125,6 +125,9 @@ def _building(street: Street, corners: list[list[float]], height: float, windows
     facades = street.plan.facades
     colour = pal.vary(facades[rng.integers(len(facades))] if rng.random() < 0.7 else pal.pick(FACADES, 0.15), 0.06)
     material = Material.BRICK if colour[0] > colour[2] + 0.12 and rng.random() < 0.8 else Material.CONCRETE
+    knobs = street.knobs
+    if knobs.render_prob > 0 and rng.random() < knobs.render_prob:  # (new knobs draw nothing when off)
+        colour, material = pal.pick(RENDERS, 0.1), Material.RENDER
     # Faces turned away from the camera are left out (None); their facades only make their random draws.
     facets = prism(corners, 0.0, height, C["building"], colour, material, eye=view.eye)
     (x0, z0), (x1, z1), (x2, z2), (x3, z3) = corners[:4]
@@ -165,6 +168,13 @@ def _facade(street: Street, face: Facet | None, length: float, height: float, sh
     tone = float(uniform(rng, 0.1, 0.35))
     shop_front = shop and rng.random() < 0.5 and height > 4
     fascia = tuple(uniforms(rng, 0.05, 0.9, 3).tolist()) if shop_front else None
+    knobs = street.knobs  # (new knobs draw nothing when off)
+    frame, frame_colour = 0.0, None
+    if knobs.window_frames_prob > 0 and rng.random() < knobs.window_frames_prob:
+        frame, frame_colour = float(uniform(rng, 0.06, 0.14)), street.palette.pick(FRAMES, 0.05)
+    letters = None
+    if shop_front and knobs.signage_prob > 0 and rng.random() < knobs.signage_prob:
+        letters = (rng.random(3), rng.random(24))  # (ink colour, letter sizes)
     if face is None:
         return
     bottom_left, bottom_right = face.parts[0].points[:2].tolist()  # (plain floats for the few steps here)
@@ -183,6 +193,8 @@ def _facade(street: Street, face: Facet | None, length: float, height: float, sh
     first = 0
     if shop_front:
         face.parts.append(place(0.3, 2.6, length - 0.3, 3.3, fascia, Material.PAINT))
+        if letters is not None:
+            _lettering(face, place, length, fascia, *letters)
         face.parts.append(place(0.5, 0.3, length - 0.5, 2.5, glass, Material.GLASS))
         first = 1
     elif shop:
@@ -191,4 +203,18 @@ def _facade(street: Street, face: Facet | None, length: float, height: float, sh
     top = (int((height - 0.6) / floor_h)) * floor_h
     if top > first * floor_h:
         face.grid = Grid(bl, axes[0], (margin + (spacing - win_w) / 2, length - margin),
-                         (first * floor_h + 0.9, top), (spacing, floor_h), (win_w, win_h), glass, Material.GLASS)
+                         (first * floor_h + 0.9, top), (spacing, floor_h), (win_w, win_h), glass, Material.GLASS,
+                         frame=frame, frame_colour=frame_colour or (0.9, 0.9, 0.88))
+
+
+def _lettering(face: Facet, place, length: float, fascia: tuple, ink: np.ndarray, sizes: np.ndarray) -> None:
+    """A shop sign's lettering on its fascia: a centred run of letter blocks in a colour that stands out."""
+    light = sum(fascia) / 3 > 0.45
+    colour = tuple((0.05 + 0.2 * ink).tolist()) if light else tuple((0.8 + 0.2 * ink).tolist())
+    count = int(min(len(sizes), max(3, (length - 1.5) / 0.45 * (0.4 + 0.5 * sizes[0]))))
+    pitch = 0.42
+    u = (length - count * pitch) / 2
+    for size in sizes[:count].tolist():
+        if size > 0.12:  # (a few gaps between words)
+            face.parts.append(place(u + 0.06, 2.75, u + 0.06 + 0.2 + 0.12 * size, 3.15, colour, Material.PAINT))
+        u += pitch

@@ -31,3 +31,4 @@ class Street:
     objects: list[Facet] = field(default_factory=list)  # z-buffered
     trees: list[TreeDraws] = field(default_factory=list)  # drawn where they are planted, built together last
     crossings: list[float] = field(default_factory=list)  # s of the zebra crossings the ground layer paints
+    contacts: list[np.ndarray] = field(default_factory=list)  # footprints darkened by contact shadows (k, 3)

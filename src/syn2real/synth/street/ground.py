@@ -11,6 +11,7 @@ import numpy as np
 from syn2real.labels import C
 from syn2real.synth.scene import Colour, Facet, Material, Part, ground_polygon, on_ground, uniform
 from syn2real.synth.street.context import Street
+from syn2real.synth.street.draws import draw_range
 from syn2real.synth.street.palette import ASPHALT, GRASS, KERB_STONE, MARKING_WHITE, MARKING_YELLOW, PAVING
 from syn2real.synth.street.plan import KERB_HEIGHT
 
@@ -51,8 +52,35 @@ def add_ground(street: Street) -> None:
             for z0, z1 in ((a - j.pavement, a), (b, b + j.pavement)):
                 pave = np.array([[sg * kerb, z0], [sg * 200, z0], [sg * 200, z1], [sg * kerb, z1]])
                 ground.append(ground_polygon(pave, KERB_HEIGHT, C["sidewalk"], paving, Material.PAVING, True))
-    _markings(street, start, end)
+    if street.knobs.road_patches > 0:  # (new knobs draw nothing when off)
+        _patches(street, asphalt, start, end)
+    _markings(street, start, end, asphalt)
     _kerbs(street, start, end)
+
+
+def _patches(street: Street, asphalt: Colour, start: float, end: float) -> None:
+    """Wear on the carriageway: repair patches of newer or older asphalt, and darker tyre tracks in lanes."""
+    rng, plan = street.rng, street.plan
+    road = plan.road
+    left, right = -plan.sides[-1].kerb, plan.sides[1].kerb
+    for _ in range(rng.poisson(street.knobs.road_patches)):
+        s = float(uniform(rng, 2, 70))
+        length, width = float(uniform(rng, 0.8, 8.0)), float(uniform(rng, 0.6, 3.5))
+        width = min(width, right - left)  # (on the carriageway only)
+        d = float(uniform(rng, left, right - width))
+        shade = float(uniform(rng, 0.7, 1.25))
+        colour = tuple(min(c * shade, 1.0) for c in asphalt)
+        street.ground.append(ground_polygon(road.strip(s, s + length, d, d + width), 0.0, C["road"], colour,
+                                            Material.ASPHALT, convex=not road.curvature))
+    if rng.random() < 0.5:  # tyre tracks: a darker band under each line of wheels of every lane
+        shade = float(uniform(rng, 0.9, 0.97))
+        colour = tuple(c * shade for c in asphalt)
+        for lane in range(plan.lanes // 2):
+            for forward in (True, False):
+                centre = plan.lane_centre(lane, forward)
+                for wheel in (centre - 0.8, centre + 0.8):
+                    pts = road.strip(max(start, -10.0), min(end, 220.0), wheel - 0.25, wheel + 0.25)
+                    street.ground.append(ground_polygon(pts, 0.0, C["road"], colour, Material.ASPHALT))
 
 
 def _pieces(s0: float, s1: float, gaps: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -67,11 +95,14 @@ def _pieces(s0: float, s1: float, gaps: list[tuple[float, float]]) -> list[tuple
     return pieces
 
 
-def _markings(street: Street, start: float, end: float) -> None:
+def _markings(street: Street, start: float, end: float, asphalt: Colour) -> None:
     rng, plan = street.rng, street.plan
     road = plan.road
     white = street.palette.vary(MARKING_WHITE, 0.05)
     yellow = street.palette.vary(MARKING_YELLOW, 0.05)
+    if street.knobs.marking_wear[1] > 0:  # worn paint: part way to the asphalt's colour
+        wear = draw_range(rng, street.knobs.marking_wear) * 0.7
+        white, yellow = (tuple(m + (a - m) * wear for m, a in zip(paint, asphalt)) for paint in (white, yellow))
     parts = []
     horizon = min(end, 220.0)
     gaps = [j.mouth for j in plan.junctions]

@@ -12,6 +12,18 @@ from syn2real.synth.street.knobs import Knobs
 
 
 def sample_light(rng: np.random.Generator, knobs: Knobs) -> Environment:
+    environment = _sky(rng, knobs)
+    # (new knobs draw nothing when off, so the scenes drawn before them stay as they were)
+    if knobs.wet_prob > 0 and rng.random() < knobs.wet_prob:
+        environment.wet = float(uniform(rng, 0.4, 1.0))
+    if knobs.contact_shadow[1] > 0:
+        environment.contact_shadow = draw_range(rng, knobs.contact_shadow)
+    if knobs.specular[1] > 0:
+        environment.specular = draw_range(rng, knobs.specular)
+    return environment
+
+
+def _sky(rng: np.random.Generator, knobs: Knobs) -> Environment:
     haze = draw_range(rng, knobs.haze)
     haze_distance = float(3000 * (150 / 3000) ** haze)
     seed = int(rng.integers(2**31))
@@ -34,7 +46,7 @@ def sample_light(rng: np.random.Generator, knobs: Knobs) -> Environment:
     zenith = (float(uniform(rng, 0.2, 0.45)), float(uniform(rng, 0.42, 0.62)), float(uniform(rng, 0.75, 0.95)))
     horizon = tuple(float(v) for v in
                     np.clip(np.asarray(zenith) * 0.4 + 0.55 + 0.05 * warm * np.array([1, 0, -1]), 0, 1))
-    return Environment(sun_direction=sun, sun_colour=sun_colour, sun_strength=float(uniform(rng, 0.45, 0.7)),
+    return Environment(sun_direction=sun, sun_colour=sun_colour, sun_strength=draw_range(rng, knobs.sun_strength),
                        ambient=tuple(float(v) for v in uniform(rng, 0.45, 0.6) * np.array([0.95, 0.98, 1.05])),
                        sky_zenith=zenith, sky_horizon=horizon, cloud_cover=float(uniform(rng, 0.0, 0.6)),
                        haze_colour=horizon, haze_distance=haze_distance, seed=seed)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from syn2real.synth import objects as obj
-from syn2real.synth.scene import uniform
+from syn2real.synth.scene import ellipse_uv, uniform
 from syn2real.synth.street.context import Street
 from syn2real.synth.street.draws import clip
 
@@ -23,16 +25,26 @@ def add_people(street: Street) -> None:
             base = plan.on_pavement(side, s, offset)
             if view.sees(base + [0, 1, 0], 1.2):
                 street.objects.append(obj.person(camera, base, heading, rng))
+                _contact(street, base)
             s += float(uniform(rng, 0.6, 1.2))
             offset = clip(offset + rng.normal(0, 0.4), side.verge + 0.3, side.verge + side.pavement - 0.2)
     for s0 in street.crossings:
         for _ in range(rng.poisson(1.2 * k.people)):
             d = float(uniform(rng, -plan.sides[-1].kerb, plan.sides[1].kerb))
             heading = float(road.heading_at(s0)) + rng.choice([-1, 1]) * math.pi / 2
-            street.objects.append(obj.person(camera, road.world(s0 + uniform(rng, 0.5, 2.5), d), heading, rng))
+            base = road.world(s0 + uniform(rng, 0.5, 2.5), d)
+            street.objects.append(obj.person(camera, base, heading, rng))
+            _contact(street, base)
     for _ in range(rng.poisson(0.4 * k.people)):  # parked bicycles and motorcycles on the pavement
         side = plan.sides[int(rng.choice([-1, 1]))]
         s = float(uniform(rng, 5, 60))
         base = plan.on_pavement(side, s, side.verge + side.pavement - 0.5)
         heading = float(road.heading_at(s)) + math.pi / 2
         street.objects += obj.rider(camera, base, heading, rng, motor=rng.random() < 0.3, with_rider=False)
+
+
+def _contact(street: Street, base) -> None:
+    """A person's contact shadow: a small disc under the feet (no draws; only with contact shadows on)."""
+    if street.knobs.contact_shadow[1] > 0:
+        disc = ellipse_uv(float(base[0]), float(base[2]), 0.3, 0.3, 8)
+        street.contacts.append(np.column_stack([disc[:, 0], np.full(8, float(base[1])), disc[:, 1]]))

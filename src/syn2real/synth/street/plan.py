@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from syn2real.synth.scene import Colour, uniform
-from syn2real.synth.street.draws import Weighted
+from syn2real.synth.street.draws import Weighted, draw_range
 from syn2real.synth.street.knobs import Knobs
 from syn2real.synth.street.palette import FACADES, Palette
 from syn2real.synth.street.road import Road
@@ -96,13 +96,13 @@ def plan_street(rng: np.random.Generator, knobs: Knobs, palette: Palette) -> Str
     bend = rng.random() < knobs.curve_prob
     bend_start = float(uniform(rng, 20, 90)) if bend else 1e9
     curvature = float(rng.choice([-1, 1]) * uniform(rng, 1 / 220, 1 / 45)) if bend else 0.0
-    lanes = int(rng.choice([2, 2, 2, 3, 4]))
-    lane_width = float(uniform(rng, 2.9, 3.6))
+    lanes = int(rng.choice(knobs.lanes))
+    lane_width = draw_range(rng, knobs.lane_width)
     traffic_side = -1 if rng.random() < knobs.left_hand_traffic_prob else 1
     sides = {sign: _side(rng, knobs, sign, lanes * lane_width / 2) for sign in (-1, 1)}
     junctions = _junctions(rng, knobs, bend_start)
     # The district's look, drawn here (before the camera) to keep the seed's order of draws.
-    district_height = float(uniform(rng, 5, 15))
+    district_height = draw_range(rng, knobs.district_height)
     facades = [palette.pick(FACADES, 0.12) for _ in range(3)]
     return StreetPlan(Road(bend_start, curvature), lanes, lane_width, traffic_side, sides, junctions,
                       district_height, facades)
@@ -110,15 +110,19 @@ def plan_street(rng: np.random.Generator, knobs: Knobs, palette: Palette) -> Str
 
 def _side(rng: np.random.Generator, knobs: Knobs, sign: int, lane_edge: float) -> Side:
     """One side of the street; `lane_edge` is |d| of its outer lane line."""
-    parking = rng.random() < 0.55
+    parking = rng.random() < knobs.parking_prob
     carriage = lane_edge + (uniform(rng, 1.9, 2.4) if parking else 0.0)
-    setback = 0.0 if rng.random() < 0.5 else float(uniform(rng, 1.0, 7.0))
-    return Side(sign=sign, kerb=carriage, verge=float(uniform(rng, 1.0, 3.0)) if rng.random() < 0.2 else 0.0,
-                pavement=float(uniform(rng, 2.0, 5.0)), setback=setback,
+    setback = 0.0 if rng.random() < 1.0 - knobs.setback_prob else draw_range(rng, knobs.setback)
+    verge = float(uniform(rng, 1.0, 3.0)) if rng.random() < knobs.verge_prob else 0.0
+    boundaries = _BOUNDARIES if knobs.hedge_weight == 0.2 else Weighted(
+        ["none", "railing", "panel", "wall", "hedge"], [0.2, 0.3, 0.15, 0.15, knobs.hedge_weight])
+    return Side(sign=sign, kerb=carriage, verge=verge,
+                pavement=draw_range(rng, knobs.pavement_width), setback=setback,
                 front="grass" if rng.random() < 0.5 else "paving",
-                boundary=_BOUNDARIES.pick(rng) if setback > 0 else ("railing" if rng.random() < 0.3 * knobs.density
-                                                                     else "none"),
-                parking=parking, trees=rng.random() < 0.6 * knobs.density, lights=rng.random() < 0.7)
+                boundary=boundaries.pick(rng) if setback > 0 else ("railing" if rng.random() < 0.3 * knobs.density
+                                                                    else "none"),
+                parking=parking, trees=rng.random() < knobs.street_trees_prob * knobs.density,
+                lights=rng.random() < 0.7)
 
 
 def _junctions(rng: np.random.Generator, knobs: Knobs, bend_start: float) -> list[Junction]:

@@ -34,4 +34,4 @@ def sample_scene(width: int, height: int, rng: np.random.Generator, knobs: Knobs
     street = Street(rng, knobs, palette, plan, view)
     for add_layer in LAYERS:
         add_layer(street)
-    return Scene(view.camera, environment, street.ground, street.objects)
+    return Scene(view.camera, environment, street.ground, street.objects + view.ego, street.contacts)

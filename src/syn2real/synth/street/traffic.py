@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from syn2real.labels import C
 from syn2real.synth import objects as obj
 from syn2real.synth.scene import uniform
@@ -13,6 +15,7 @@ from syn2real.synth.street.draws import Weighted
 
 _KINDS = Weighted(["car", "truck", "bus"], [0.92, 0.04, 0.04])
 _LENGTHS = {"car": 4.6, "truck": 10.0, "bus": 12.0, "tram": 30.0}  # metres kept per vehicle in its lane
+_FOOTPRINT = {"car": (4.4, 1.9), "truck": (9.5, 2.5), "bus": (12.0, 2.6), "tram": (26.0, 2.6)}  # contact shadow
 _REACH = {"car": 3.0, "truck": 7.0, "bus": 7.0, "tram": 17.0}  # radius of the sphere the camera must see
 
 
@@ -63,7 +66,7 @@ def add_traffic(street: Street) -> None:
     # Riders: bicycles near the kerb in the traffic's direction, a motorcycle in a lane.
     near_side = plan.sides[plan.traffic_side]
     kerb_d = plan.traffic_side * (near_side.kerb - (2.4 if near_side.parking else 0.8))
-    for _ in range(rng.poisson(0.9 * k.people)):
+    for _ in range(rng.poisson(0.9 * k.people * k.cyclists)):
         s = float(uniform(rng, 6, 60))
         forward = rng.random() < 0.8
         d = kerb_d if forward else -kerb_d
@@ -79,12 +82,21 @@ def add_traffic(street: Street) -> None:
             street.objects += obj.rider(view.camera, plan.road.world(s, d), heading, rng, motor=True)
 
 
+def footprint(centre: tuple[float, float], heading: float, length: float, width: float) -> np.ndarray:
+    """(4, 3) world corners of a rectangle on the road, `length` along `heading`."""
+    fx, fz = math.sin(heading), math.cos(heading)
+    corners = [(-length / 2, -width / 2), (-length / 2, width / 2), (length / 2, width / 2), (length / 2, -width / 2)]
+    return np.array([[centre[0] + a * fx + b * fz, 0.0, centre[1] + a * fz - b * fx] for a, b in corners])
+
+
 def _vehicle(street: Street, kind: str, s: float, d: float, forward: bool) -> None:
     rng, road, view = street.rng, street.plan.road, street.view
     heading = float(road.heading_at(s)) + (0.0 if forward else math.pi) + float(rng.normal(0, 0.02))
     centre = road.point(s, d)
     if not view.sees((centre[0], 1.5, centre[1]), _REACH[kind]):
         return
+    if street.knobs.contact_shadow[1] > 0:  # (no draws: the footprint of the nominal size)
+        street.contacts.append(footprint(centre, heading, *_FOOTPRINT[kind]))
     if kind == "car":
         facets = obj.car(centre, heading, rng, eye=view.eye)
     elif kind == "truck":

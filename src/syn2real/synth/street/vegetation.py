@@ -17,9 +17,21 @@ def plant_tree(street: Street, s: float, d: float, base_y: float = 0.0) -> None:
     x, z = street.plan.road.point(s, d)
     if not street.view.sees((x, 5.0, z), 8.0):
         return
-    bare = street.rng.random() < 0.3
+    rng, knobs = street.rng, street.knobs
+    bare = rng.random() < knobs.bare_tree_prob
     foliage = street.palette.pick(FOLIAGE, 0.15)
-    street.trees.append(obj.tree_draws(street.rng, np.array([x, base_y, z]), bare=bare, foliage=foliage))
+    base = np.array([x, base_y, z])
+    height = None
+    if not bare and knobs.leafy_branches_prob > 0 and rng.random() < knobs.leafy_branches_prob:
+        # Branches inside the crown, seen through its gaps: a bare tree of the same height a hand's breadth
+        # behind the leafy one, so the leaves cover it (new knobs draw nothing when off).
+        height = float(uniform(rng, *knobs.tree_height))
+        away = base - street.view.camera.origin
+        away[1] = 0.0
+        behind = base + away / max(float(np.linalg.norm(away)), 1e-6) * 0.08
+        street.trees.append(obj.tree_draws(rng, behind, height=height, bare=True))
+    street.trees.append(obj.tree_draws(rng, base, height=height, bare=bare, foliage=foliage,
+                                       height_range=knobs.tree_height))
 
 
 def add_trees(street: Street) -> None:
