@@ -152,7 +152,8 @@ def print_levers(args: argparse.Namespace) -> None:
     print(f"{'lever':>21} {'train img/s':>11} {'x eager':>7} {'infer img/s':>11} {'x eager':>7} "
           f"{'compile s':>9}  what")
     base = None
-    for lever, what in LEVERS.items():
+    # Eager again last: how far two runs of the same thing differ on this machine, to read the ratios against.
+    for lever, what in [*LEVERS.items(), ("eager", "eager again: the run-to-run noise")]:
         r = child(args, "fp32", lever)
         base = base or r
         print(f"{lever:>21} {r['train_img_s']:>11.2f} {r['train_img_s'] / base['train_img_s']:>7.2f} "

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from syn2real.engine import trainer as trainer_module
+from syn2real.engine import runs as runs_module
 from syn2real.engine.trainer import Trainer
 from syn2real.errors import ConfigError
 from syn2real.labels import IGNORE
@@ -92,7 +92,7 @@ def test_compiled_and_eager_steps_give_the_same_losses(tmp_path):
 
 
 def test_compile_without_a_cpp_compiler_warns_and_runs_eagerly(tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(runs_module.shutil, "which", lambda name: None)
     monkeypatch.delenv("CXX", raising=False)
     cfg = tiny_config(tmp_path, "no_compiler", "train.compile=default", "train.iters=1")
     with warnings.catch_warnings(record=True) as caught:
@@ -100,3 +100,17 @@ def test_compile_without_a_cpp_compiler_warns_and_runs_eagerly(tmp_path, monkeyp
         trainer = Trainer(cfg, model=TinySegmentor(), datasets=tiny_datasets(cfg, val=False))
     assert any("no C++ compiler" in str(w.message) for w in caught)
     assert trainer.model._compiled_call_impl is None
+
+
+def test_frozen_compiled_inference_predicts_like_eager():
+    from syn2real.engine.runs import compile_model
+
+    torch.manual_seed(0)
+    model = TinySegmentor().eval()
+    images = torch.rand(2, 3, 32, 64)
+    with torch.no_grad():
+        eager = model(images)
+        assert compile_model(model, freezing=True, what="test")
+        compiled = model(images)
+    assert model._compiled_call_impl is not None
+    assert torch.allclose(eager, compiled, atol=1e-5)

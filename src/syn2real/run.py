@@ -141,13 +141,16 @@ def eval_folder_name(data: DatasetConfig, protocol: str, mode: str, size: tuple[
 
 def predict_run(run_dir: Path, images: Path, out_dir: Path, size: tuple[int, int] | None = None,
                 overlay: bool = False, checkpoint: Path | None = None, device: str = "auto",
-                progress: bool = False) -> list[Path]:
+                progress: bool = False, compile: bool = False) -> list[Path]:
     """Palette PNG masks (and image/prediction blends with `overlay`) of the run's model for one image or a
-    folder of images; returns the files written."""
-    from syn2real.engine.runs import load_run, model_space
+    folder of images; returns the files written. `compile`: torch.compile with frozen weights (2.2x the eager
+    images/s on this CPU after ~50 s of compiling per image size: worth it for folders of hundreds of frames)."""
+    from syn2real.engine.runs import compile_model, load_run, model_space
     from syn2real.evaluate.predict import predict_folder
 
     cfg, model = load_run(run_dir, checkpoint, device)
+    if compile:
+        compile_model(model, freezing=True, what="predict --compile")
     return predict_folder(model, images, out_dir, model_space(cfg), size=size, overlay=overlay, mode=cfg.eval.mode,
                           crop_size=cfg.eval.crop_size, stride=cfg.eval.stride, progress=progress,
                           device=next(model.parameters()).device)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -18,6 +21,27 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but CUDA is not available; use train.device=cpu")
     return torch.device(name)
+
+
+def cpp_compiler() -> str | None:
+    """The C++ compiler inductor would use on the CPU ($CXX, else g++, clang++, c++), or None."""
+    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "clang++", "c++"]
+    return next((path for name in candidates if (path := shutil.which(name))), None)
+
+
+def compile_model(model: torch.nn.Module, mode: str = "default", freezing: bool = False,
+                  what: str = "train.compile") -> bool:
+    """`torch.compile` the module in place (its state_dict keys stay the same; its forward runs compiled).
+    `freezing` folds the weights into the compiled inference graph (inductor's freezing: only for a model that
+    no longer trains). Without a C++ compiler on the CPU it warns and leaves the model eager; returns whether it
+    compiled."""
+    device = next(model.parameters()).device
+    if device.type == "cpu" and not cpp_compiler():
+        warnings.warn(f"{what}: no C++ compiler found (set CXX or install g++), which inductor needs on the CPU; "
+                      f"running eagerly", stacklevel=3)
+        return False
+    model.compile(mode=None if mode == "default" else mode, options={"freezing": True} if freezing else None)
+    return True
 
 
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None, device: str = "auto"):

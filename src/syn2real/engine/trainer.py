@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import shutil
 import time
 import warnings
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ from syn2real.engine.checkpoint import (last_checkpoint, load_state, load_weight
 from syn2real.engine.loader import InfiniteLoader
 from syn2real.engine.logging import RunLogger
 from syn2real.engine.optim import build_optimizer, build_scheduler
-from syn2real.engine.runs import resolve_device
+from syn2real.engine.runs import compile_model, resolve_device
 from syn2real.errors import ConfigError, TrainingError, WeightsError
 from syn2real.evaluate.inference import autocast
 from syn2real.io import remove_stale_temporaries
@@ -170,14 +169,8 @@ class Trainer:
         model.to(self.device)
         if self.cfg.model.channels_last:
             model.to(memory_format=torch.channels_last)
-        mode = self.cfg.train.compile
-        if mode is not None:
-            if self.device.type == "cpu" and not _cpp_compiler():
-                warnings.warn(f"train.compile={mode}: no C++ compiler found (set CXX or install g++), which "
-                              f"inductor needs on the CPU; training eagerly", stacklevel=3)
-            else:
-                # In place: the module (and its state_dict keys) stay the same, its forward runs compiled.
-                model.compile(mode=None if mode == "default" else mode)
+        if self.cfg.train.compile is not None:
+            compile_model(model, self.cfg.train.compile, what=f"train.compile={self.cfg.train.compile}")
         return model
 
     def _source_class_weight(self, dataset: Dataset) -> torch.Tensor:
@@ -423,12 +416,6 @@ def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
-
-
-def _cpp_compiler() -> str | None:
-    """The C++ compiler inductor would use on the CPU ($CXX, else g++, clang++, c++), or None."""
-    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "clang++", "c++"]
-    return next((path for name in candidates if (path := shutil.which(name))), None)
 
 
 def _build_model(cfg: Config) -> nn.Module:
