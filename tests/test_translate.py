@@ -295,6 +295,21 @@ def test_train_then_apply_copies_labels_byte_for_byte_and_resumes(tiny_uda_folde
                             str(out / "images"), "--subsets", "3", "--size", "64x32"])
     assert code == 0 and "KID x 1000:" in output, output
 
+    # data.source.translator: the trainer translates every source batch, labels untouched.
+    from syn2real.config import load_config
+    from syn2real.engine.trainer import Trainer
+
+    batches = {}
+    for name, extra in (("plain", []), ("translated", [f"data.source.translator={run}"])):
+        cfg = load_config(None, [f"out_dir={tmp_path / 'seg'}", f"name={name}", "data.source.kind=folder",
+                                 f"data.source.root={source['root']}", "data.crop_size=[32,48]",
+                                 "data.workers=0", "model.pretrained=null", "model.channels_last=false",
+                                 "train.device=cpu", *extra])
+        trainer = Trainer(cfg)
+        batches[name] = trainer._next_batch("source")
+    assert torch.equal(batches["plain"]["mask"], batches["translated"]["mask"])
+    assert torch.allclose(batches["translated"]["image"], translator(batches["plain"]["image"]), atol=1e-6)
+
 
 def test_bad_data_spec_fails_in_one_line_naming_it(tiny_uda_folders, tmp_path, run_cli):
     source, target = tiny_uda_folders
@@ -367,3 +382,11 @@ def test_killed_translate_train_resumes_to_the_weights_of_an_uninterrupted_run(t
     code, output = run_cli(_train_args(source, target, tmp_path, "reference", *extra))
     assert code == 1 and "--resume" in output
     assert np.isfinite(float(reference["g_ab.model.1.weight"].sum()))
+
+
+def test_only_the_source_takes_a_translator(tmp_path):
+    from syn2real.config import load_config
+    from syn2real.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.target.translator"):
+        load_config(None, [f"data.target.root={tmp_path}", f"data.target.translator={tmp_path}"])

@@ -76,6 +76,9 @@ class DatasetConfig:
     skip_bad: bool = False
     # Use only the first N frames (quick runs, tests).
     limit: int | None = None
+    # data.source only: a `syn2real translate train` run folder whose translator restyles every source batch on
+    # the fly (labels unchanged), e.g. SynStreets frames made to look like the target camera's.
+    translator: str | None = None
 
 
 @dataclass
@@ -384,6 +387,8 @@ def _size(key: str, value: tuple[int, ...] | None, optional: bool = False) -> No
 def _check_dataset(key: str, ds: DatasetConfig | None) -> None:
     if ds is None:
         return
+    if ds.translator is not None and key != "data.source":
+        _fail(f"{key}.translator", "null (only data.source is translated)", ds.translator)
     if ds.limit is not None:
         _at_least(f"{key}.limit", ds.limit, 1)
 
@@ -605,7 +610,7 @@ DATA_ROOT_ENV = "SYN2REAL_DATA"
 #: The keys that hold paths, made absolute when a config is read.
 PATH_KEYS = frozenset({"out_dir", "train.init_from", "model.pretrained",
                        *(f"{ds}.{key}" for ds in ("data.source", "data.target", "data.val", "active.oracle_data")
-                         for key in ("root", "id_map"))})
+                         for key in ("root", "id_map")), "data.source.translator"})
 # model.pretrained is a path only when it names a file (the rule of models.backbones): otherwise it is a tag such as
 # `imagenet-offline` or `timm:in1k`.
 _WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")

@@ -86,6 +86,12 @@ class Trainer:
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", ddp.local_rank())
         self.device = device
+        # Loaded before the datasets are built: a missing translator run stops the run before any work.
+        self.translator = None
+        if cfg.data.source.translator is not None:
+            from syn2real.translate import load_translator
+
+            self.translator = load_translator(cfg.data.source.translator).to(device)
         ddp.init_distributed(device)
         self.is_main = ddp.is_main_process()
         self.run_dir = cfg.run_dir
@@ -287,7 +293,11 @@ class Trainer:
             if isinstance(value, torch.Tensor):
                 value = value.to(self.device, non_blocking=True)
                 if key == "image" and name == "source":
-                    # `data.source_style` restyles source images only; target images are what the model must meet.
+                    # A translator, then `data.source_style`, restyle source images only; target images are what
+                    # the model must meet.
+                    if self.translator is not None:
+                        with torch.no_grad():
+                            value = self.translator(value)
                     value = self.source_style(value)
                 if value.ndim == 4 and self.cfg.model.channels_last:
                     value = value.contiguous(memory_format=torch.channels_last)
