@@ -32,7 +32,7 @@ def _images(n: int = 2, h: int = H, w: int = W) -> torch.Tensor:
 
 @pytest.mark.parametrize("backbone,head,stride", [("efficientnet_lite0", "psp", 32), ("resnet50", "psp", 8),
                                                   ("vgg16", "fcn8s", 8), ("drn_c_26", "aspp", 8),
-                                                  ("drn_d_22", "aspp", 8)])
+                                                  ("drn_d_22", "aspp", 8), ("drn_c_26", "drnseg", 8)])
 def test_output_shapes_and_strides(backbone, head, stride):
     model = build_model(ModelConfig(backbone=backbone, head=head, pretrained=None, num_classes=5)).eval()
     with torch.no_grad():

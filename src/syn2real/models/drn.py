@@ -21,7 +21,9 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import FeatureInfo
 from torch import nn
 
+from syn2real.config import ModelConfig
 from syn2real.models.backbones import BACKBONES, BackboneSpec
+from syn2real.models.heads import HEADS, _classifier, _Head
 
 CHANNELS = (16, 32, 64, 128, 256, 512, 512, 512)
 BLOCKS = (1, 1, 2, 2, 2, 2, 1, 1)
@@ -109,3 +111,21 @@ class DRN(nn.Module):
 # Levels 3, 4, 5, 8: strides 4, 8, 8, 8, like a dilated ResNet's four stages; the last is the degridded output.
 BACKBONES.add("drn_c_26", BackboneSpec("drn_c_26", (3, 4, 5, 8), builder=lambda idx: DRN("C", idx)))
 BACKBONES.add("drn_d_22", BackboneSpec("drn_d_22", (3, 4, 5, 8), builder=lambda idx: DRN("D", idx)))
+
+
+@HEADS.register("drnseg")
+class DRNSegHead(_Head):
+    """DRN's segmentation head (Yu et al., CVPR 2017, the authors' `DRNSeg`, also CyCADA's DRN-26 model): a 1x1
+    convolution from the deepest (stride-8) feature straight to the classes; the Segmentor's bilinear upsampling
+    stands in for the released code's fixed bilinear transposed convolution."""
+
+    @classmethod
+    def from_config(cls, channels: list[int], reductions: list[int], cfg: ModelConfig) -> _Head:
+        return cls(channels[-1], cfg.num_classes, cfg.dropout)
+
+    def __init__(self, in_channels: int, num_classes: int, dropout: float):
+        super().__init__(dropout)
+        self.classifier = _classifier(in_channels, num_classes)
+
+    def forward_features(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        return feats[-1]
