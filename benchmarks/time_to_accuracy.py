@@ -27,7 +27,7 @@ CAMVID = ROOT.parent / "shared" / "data" / "camvid"
 
 #: Settings that change neither the model nor the input (learning rates, loss weights) cost the same per
 #: iteration as this one and take its probe, so they train the same iterations and the comparison is exact.
-SAME_SPEED = {"backbone_lr": "baseline", "balanced": "baseline"}
+SAME_SPEED = {"backbone_lr": "baseline", "balanced": "baseline", "default": "baseline"}
 
 #: name -> (preset, overrides, what changes against `baseline`)
 SETTINGS: dict[str, tuple[str, list[str], str]] = {
@@ -41,7 +41,7 @@ SETTINGS: dict[str, tuple[str, list[str], str]] = {
                  "+ median-frequency class weights, square root"),
     "ohem": ("camvid_supervised", ["optim.backbone_lr_mult=1.0", "loss.name=ohem", "loss.class_weight=none"],
              "+ OHEM (p < 0.7, at least 100k pixels)"),
-    "default": ("camvid_supervised", [], "the preset as it stands (the chosen recipe)"),
+    "default": ("camvid_supervised", [], "the preset as it stands: balanced, the chosen recipe"),
     "lite1": ("camvid_supervised", ["model.backbone=efficientnet_lite1"], "the preset on EfficientNet-Lite1"),
     "lite2": ("camvid_supervised", ["model.backbone=efficientnet_lite2"], "the preset on EfficientNet-Lite2"),
     "psp": ("camvid_supervised", ["model.head=psp"], "the preset with a PSP head"),
