@@ -4,6 +4,7 @@ unsupervised adaptation method to the CamVid-trained oracle.
     python benchmarks/synth2real.py                                # render, train every row, print the table
     python benchmarks/synth2real.py --rows source_only oracle      # some rows only
     python benchmarks/synth2real.py --rows dacs mic --seeds 0 1 2  # mean ± std over seeds
+    python benchmarks/synth2real.py --rows source_only source_only_psp  # the PSP head beside DeepLab-V3+
 
 Same model and resolution for every row. Source-only and oracle train 1500 iterations (presets
 `synstreets2camvid_source_only`, `camvid_supervised`); every UDA row starts from the source-only model at
@@ -29,16 +30,20 @@ CAMVID = ROOT.parent / "shared" / "data" / "camvid"
 ROWS = {"source_only": "synstreets2camvid_source_only", "adaptsegnet": "adaptsegnet_cpu", "advent": "advent_cpu",
         "minent": "minent_cpu", "fda": "fda_cpu", "dacs": "dacs_cpu", "iast": "iast_cpu",
         "daformer": "daformer_cpu", "mic": "mic_cpu", "oracle": "camvid_supervised"}
+#: Rows that change one setting of a preset: name -> (preset, overrides). Their runs are named after the row.
+VARIANTS = {"source_only_psp": ("synstreets2camvid_source_only", ["model.head=psp"])}
 WARM_START_ITER = 1000
 
 
-def run_row(preset: str, seed: int, out_dir: Path, source_root: Path, iters: int | None) -> dict:
+def run_row(row: str, seed: int, out_dir: Path, source_root: Path, iters: int | None) -> dict:
     from syn2real.config import load_config
     from syn2real.io import atomic_write_json
     from syn2real.run import final_metrics, is_finished, train_once
 
-    overrides = [f"out_dir={out_dir}", f"name={preset}_seed{seed}", f"train.seed={seed}",
-                 f"data.val.root={CAMVID}"]
+    preset, extra = VARIANTS.get(row, (ROWS.get(row), []))
+    name = row if row in VARIANTS else preset
+    overrides = [f"out_dir={out_dir}", f"name={name}_seed{seed}", f"train.seed={seed}",
+                 f"data.val.root={CAMVID}", *extra]
     if preset == ROWS["oracle"]:
         overrides.append(f"data.source.root={CAMVID}")
     else:
@@ -67,7 +72,7 @@ def main() -> None:
     parser.add_argument("--size", default="480x360", help="SynStreets frame size WxH (CamVid's is 480x360)")
     parser.add_argument("--iters", type=int, default=None, help="override the presets' iteration budget")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=[*ROWS, *VARIANTS])
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     if not CAMVID.is_dir():
@@ -80,7 +85,7 @@ def main() -> None:
     w, h = (int(v) for v in args.size.split("x"))
     source_root = render_dataset(out / "synstreets", n=args.frames, size=(w, h), style="synthetic", seed=0,
                                  workers=args.workers, split="train", progress=True)
-    results = {row: [run_row(ROWS[row], s, out, source_root, args.iters) for s in args.seeds] for row in args.rows}
+    results = {row: [run_row(row, s, out, source_root, args.iters) for s in args.seeds] for row in args.rows}
 
     classes = list(next(iter(results.values()))[0]["iou"])
     print(f"\nBenchmark R: SynStreets ({args.frames} frames {args.size}) -> CamVid val, 11 classes, "
