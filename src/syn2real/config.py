@@ -121,6 +121,10 @@ class ModelConfig:
     aspp_dilations: tuple[int, ...] = (6, 12, 18, 24)
     head_channels: int = 128
     dropout: float = 0.1
+    # Stochastic depth (Huang et al., ECCV 2016) in the backbone: timm's `drop_path_rate`, the drop probability of
+    # the last block, decaying linearly to 0 at the first (timm backbones only). 0 = off. Noisy Student (Xie et al.,
+    # CVPR 2020) trains its students with survival probability 0.8 at the final layer, i.e. 0.2.
+    drop_path: float = 0.0
     channels_last: bool = True
     # IBN-Net's IBN-a (Pan et al., ECCV 2018): in every block of the backbone's stages but the last, the first
     # BatchNorm instance-normalises half of its channels (syn2real.models.style). Changes the weights' names.
@@ -451,6 +455,7 @@ def check_config(cfg: Config) -> Config:
         _fail("model.aspp_dilations", "a non-empty list of positive rates", m.aspp_dilations)
     _at_least("model.head_channels", m.head_channels, 1)
     _within("model.dropout", m.dropout, 0, 1, high_open=True)
+    _within("model.drop_path", m.drop_path, 0, 1, high_open=True)
     _within("model.mixstyle_p", m.mixstyle_p, 0, 1)
     _positive("model.mixstyle_alpha", m.mixstyle_alpha)
     _at_least("model.mixstyle_stages", m.mixstyle_stages, 1)
@@ -610,7 +615,8 @@ DATA_ROOT_ENV = "SYN2REAL_DATA"
 #: The keys that hold paths, made absolute when a config is read.
 PATH_KEYS = frozenset({"out_dir", "train.init_from", "model.pretrained",
                        *(f"{ds}.{key}" for ds in ("data.source", "data.target", "data.val", "active.oracle_data")
-                         for key in ("root", "id_map")), "data.source.translator"})
+                         for key in ("root", "id_map")), "data.source.translator",
+                       "method.params.teacher"})
 # model.pretrained is a path only when it names a file (the rule of models.backbones): otherwise it is a tag such as
 # `imagenet-offline` or `timm:in1k`.
 _WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")

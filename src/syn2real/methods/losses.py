@@ -97,3 +97,41 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.
             keep = valid & (true_prob <= threshold)
     denominator = (pixel_weight * keep).sum()
     return (pixel * keep).sum() / denominator.clamp(min=1e-12) if keep.any() else pixel.sum() * 0.0
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor | None = None,
+                      temperature: float = 4.0, alpha: float = 0.9,
+                      valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Knowledge distillation with temperature (Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural
+    Network", 2015), per pixel:
+
+        l = alpha * T^2 * KL(softmax(t / T) || softmax(s / T)) + (1 - alpha) * CE(s, y)
+
+    averaged over the `valid` pixels (default: those whose label is not IGNORE; every pixel when `labels` is
+    None, and then the hard term is 0). A pixel labelled IGNORE inside `valid` gets the soft term only. The T^2
+    keeps the soft term's gradients the size of the hard term's whatever T is (Hinton et al. §2: they scale
+    as 1/T^2). Logits (N, C, H, W) at the same size; the teacher's carry no gradient. KL is computed from
+    log-probabilities of both (not ProDA's softmax-into-kl_div bug, REFERENCE §3.10)."""
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"distillation_loss: student logits {tuple(student_logits.shape)} and teacher logits "
+                         f"{tuple(teacher_logits.shape)} differ in shape")
+    if temperature <= 0 or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"distillation_loss: temperature must be > 0 and alpha in [0, 1]; got {temperature}, "
+                         f"{alpha}")
+    student = at_least_float32(student_logits)
+    teacher = at_least_float32(teacher_logits.detach()).to(student.dtype)
+    log_p_student = torch.log_softmax(student / temperature, dim=1)
+    log_p_teacher = torch.log_softmax(teacher / temperature, dim=1)
+    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1)  # (N, H, W)
+    pixel = alpha * temperature**2 * kl
+    if labels is not None:
+        labels = labels.long()
+        if alpha < 1.0:
+            hard = F.cross_entropy(student, labels, ignore_index=IGNORE, reduction="none")
+            pixel = pixel + (1.0 - alpha) * hard
+        if valid is None:
+            valid = labels != IGNORE
+    if valid is None:
+        return pixel.mean()
+    valid = valid.to(pixel.dtype)
+    return (pixel * valid).sum() / valid.sum().clamp(min=1)

@@ -25,7 +25,7 @@ def build_model(cfg: ModelConfig) -> Segmentor:
     # Check both names before building anything, so a typo does not wait for weights to load.
     head_class = HEADS.get(cfg.head)
     BACKBONES.get(cfg.backbone)
-    backbone = build_backbone(cfg.backbone, cfg.pretrained, cfg.output_stride)
+    backbone = build_backbone(cfg.backbone, cfg.pretrained, cfg.output_stride, cfg.drop_path)
     # After the weights are in: IBN starts from the pretrained BatchNorm statistics and affine weights.
     if cfg.ibn:
         convert_ibn(backbone)

@@ -83,15 +83,31 @@ class Backbone(nn.Module):
         return self.model(x)
 
 
-def build_backbone(name: str, pretrained: str | None = None, output_stride: int = 32) -> Backbone:
-    """Build backbone `name` (a key of BACKBONES) with weights chosen by `pretrained` (see module doc)."""
+def build_backbone(name: str, pretrained: str | None = None, output_stride: int = 32,
+                   drop_path: float = 0.0) -> Backbone:
+    """Build backbone `name` (a key of BACKBONES) with weights chosen by `pretrained` (see module doc) and
+    stochastic depth `drop_path` (timm's `drop_path_rate`: the last block's drop probability, linear decay)."""
     spec = BACKBONES.get(name)
     kwargs: dict = dict(features_only=True, out_indices=spec.out_indices)
+    if drop_path:
+        if spec.builder is not None:
+            raise ConfigError(f"model.drop_path: {name} is not a timm model and has no stochastic depth; "
+                              f"set model.drop_path=0")
+        kwargs["drop_path_rate"] = drop_path
     if spec.dilatable:
         if output_stride not in OUTPUT_STRIDES:
             raise ConfigError(f"model.output_stride: {output_stride} for {name}; use one of {OUTPUT_STRIDES}")
         kwargs["output_stride"] = output_stride
+    try:
+        return _build_backbone(name, spec, pretrained, kwargs)
+    except TypeError as e:  # a timm family without stochastic depth (VGG) refuses the keyword
+        if "drop_path_rate" not in str(e):
+            raise
+        raise ConfigError(f"model.drop_path: timm's {spec.timm_name} has no stochastic depth; set "
+                          f"model.drop_path=0") from None
 
+
+def _build_backbone(name: str, spec: BackboneSpec, pretrained: str | None, kwargs: dict) -> Backbone:
     if pretrained is None:
         return Backbone(name, _create(spec, kwargs))
     if pretrained == OFFLINE_TAG:
