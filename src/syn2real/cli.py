@@ -443,6 +443,66 @@ def demo(
     run_demo(out_dir, iters=iters, console=out, method=chosen, adapt_iters=adapt_iters or ADAPT_ITERS)
 
 
+@app.command("recipe")
+def recipe_command(
+    recipe: Annotated[Optional[str], typer.Argument(help="A recipe YAML file or a shipped recipe "
+                                                         "(--list shows them).")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="STAGE.KEY=VALUE (e.g. "
+                                                           "source_only.train.iters=300, noisy_student.rounds=1, "
+                                                           "'*.train.seed=1' for every train stage) or out=DIR; "
+                                                           "repeatable.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="The recipe's folder (default: the "
+                                                                  "recipe's `out`).")] = None,
+    list_recipes: Annotated[bool, typer.Option("--list", help="List the shipped recipes.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Check the recipe and print its runs; train "
+                                                        "nothing.")] = False,
+):
+    """Run a recipe: render -> (translate) -> source-only -> adapt -> self-training rounds -> distil -> evaluate
+    -> report, one folder per stage under the recipe's folder.
+
+    Run it again after an interruption: finished stages are skipped, the interrupted one resumes at its last
+    checkpoint. Writes OUT/summary.json and OUT/summary.md (stage, folder, mIoU, minutes).
+
+    Examples:
+
+      syn2real recipe --list
+
+      syn2real recipe synstreets2camvid_best
+
+      syn2real recipe synstreets2camvid_best --set noisy_student.rounds=1 --out runs/recipes/short
+
+      syn2real recipe my_recipe.yaml --check
+    """
+    from rich.table import Table
+
+    from syn2real.recipe import load_recipe, plan, recipe_catalog, run_recipe
+
+    if list_recipes:
+        table = Table(show_header=False, box=None, pad_edge=False)
+        for name, description in recipe_catalog():
+            table.add_row(f"[bold]{name}[/]", description)
+        out.print(table)
+        return
+    if recipe is None:
+        raise ConfigError("name a recipe file or a shipped recipe (syn2real recipe --list)")
+    loaded = load_recipe(recipe, list(overrides or []), out_dir)
+    if check:
+        for name, kind, folder in plan(loaded):
+            out.print(f"{name:<24} {kind:<9} {folder}", highlight=False, soft_wrap=True)
+        out.print(f"{loaded.path}: {len(loaded.stages)} stages checked")
+        return
+    rows = run_recipe(loaded, progress=True, say=lambda line: console.print(f"[bold]recipe[/] {line}",
+                                                                            highlight=False, soft_wrap=True))
+    table = Table(title=f"recipe {loaded.path.stem}")
+    for column, justify in (("stage", "left"), ("run folder", "left"), ("mIoU %", "right"), ("minutes", "right")):
+        table.add_column(column, justify=justify)
+    for row in rows:
+        table.add_row(row.stage, row.folder, f"{100 * row.miou:.1f}" if row.miou is not None else "",
+                      f"{row.minutes:.1f}")
+    out.print(table)
+    out.print(f"wrote {loaded.out / 'summary.json'} and {loaded.out / 'summary.md'}", soft_wrap=True)
+
+
 # ---- translate: learned image translation (CycleGAN / CyCADA / DRANet-style), apply, KID ---------------------
 
 translate_app = typer.Typer(help="Learned image translation: train a translator, translate a labelled dataset, "
