@@ -174,7 +174,7 @@ def predict(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     backend: Annotated[str, typer.Option(help="torch | onnxruntime (runs a file from `syn2real export`).")] = "torch",
     compile: Annotated[bool, typer.Option("--compile", help="torch backend: torch.compile with frozen weights "
-                                                            "(about 2x faster on a CPU after ~1 min of compiling "
+                                                            "(1.3-2.2x faster on a CPU after up to 1 min of compiling "
                                                             "per image size; for large folders).")] = False,
 ):
     """Predict palette PNG masks (and optional overlays) for a folder of images or one image.

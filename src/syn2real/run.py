@@ -143,7 +143,7 @@ def predict_run(run_dir: Path, images: Path, out_dir: Path, size: tuple[int, int
                 overlay: bool = False, checkpoint: Path | None = None, device: str = "auto",
                 progress: bool = False, compile: bool = False) -> list[Path]:
     """Palette PNG masks (and image/prediction blends with `overlay`) of the run's model for one image or a
-    folder of images; returns the files written. `compile`: torch.compile with frozen weights (2.2x the eager
+    folder of images; returns the files written. `compile`: torch.compile with frozen weights (1.3-2.2x the eager
     images/s on this CPU after ~50 s of compiling per image size: worth it for folders of hundreds of frames)."""
     from syn2real.engine.runs import compile_model, load_run, model_space
     from syn2real.evaluate.predict import predict_folder
