@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn, track)
 from torch import nn
 
 from syn2real.config import DatasetConfig
@@ -309,14 +311,6 @@ def train_translator(cfg: TranslatorConfig, resume: bool = False, progress: bool
                  "extra": model.extra_state()}
         save_checkpoint(run_dir / "checkpoints", step, model.state_dict(), state, cfg.keep_checkpoints)
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     bar = Progress(TextColumn("[bold]translate[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
@@ -463,14 +457,6 @@ def apply_translator(run_dir: str | Path, ds_cfg: DatasetConfig, out_dir: str | 
         "translator": str(Path(run_dir).absolute()), "kind": ds_cfg.kind, "root": ds_cfg.root, "split": ds_cfg.split,
         "size": size if isinstance(size, str) else list(size), "labels": "copied" if plain else "mapped"})
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     written = skipped = 0
     bar = Progress(TextColumn("translating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -543,7 +529,6 @@ def image_set(spec: DatasetConfig | Path) -> list[Path]:
 def embed_images(files: list[Path], net, size: tuple[int, int] = (224, 224), batch_size: int = 16,
                  progress: bool = False, description: str = "features", console=None) -> torch.Tensor:
     """(N, D) pooled features of image files, each resized to `size` (H, W)."""
-    from rich.progress import track
 
     from syn2real.data.base import read_rgb
 
