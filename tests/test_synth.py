@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from syn2real.synth import (Knobs, objects, render, render_dataset, render_frame
                             textures, write_preview)
 from syn2real.synth.camera import NEAR, Camera, clip_near
 from syn2real.synth.objects import box, pole
-from syn2real.synth.scene import Scene, prism
+from syn2real.synth.scene import Material, Scene, prism
 from syn2real.synth.street import boundaries, buildings, sampler, vegetation
 from syn2real.synth.street.viewpoint import View
 from syn2real.synth.writer import frame_generators
@@ -232,18 +233,34 @@ def test_trees_built_together_equal_trees_built_alone():
     camera = Camera(160, 80, position=(0.0, 1.4, 0.0))
     rng = np.random.default_rng(3)
     drawn = [objects.tree_draws(rng, np.array([x, 0.12, 10.0 + 3 * x]), bare=x % 3 == 0,
-                                foliage=(0.1 * x, 0.3, 0.1)) for x in range(-4, 5)]
+                                foliage=(0.1 * x, 0.3, 0.1), twigs=x > 0) for x in range(-4, 5)]
     together = objects.trees(camera, drawn)
-    assert {t.bare for t in drawn} == {True, False}
+    assert {t.bare for t in drawn} == {True, False} and {t.twigs is None for t in drawn if t.bare} == {True, False}
     for facet, draws in zip(together, drawn):
         (alone,) = objects.trees(camera, [draws])
-        assert facet.label == C["vegetation"] and len(facet.parts) == 1 + len(draws.columns)
+        crown = len(draws.twigs) if draws.twigs is not None else 0
+        assert facet.label == C["vegetation"] and len(facet.parts) == 1 + crown + len(draws.columns)
         assert np.array_equal(facet.normal, alone.normal)
         for part, single in zip(facet.parts, alone.parts, strict=True):
             assert np.array_equal(part.points, single.points) and part.colour == single.colour
         # The cut-out stands on the tree's foot, turned to the camera.
         assert np.allclose(facet.parts[0].points[:2, 1], draws.base[1])
         assert abs(facet.normal @ (camera.origin - draws.base) - np.hypot(*(camera.origin - draws.base)[[0, 2]])) < 1e-9
+
+
+def test_a_bare_crown_is_labelled_as_one_region_behind_its_branches():
+    # CamVid and Cityscapes label a bare tree's whole crown vegetation, the sky between its twigs included.
+    camera = Camera(160, 120, position=(0.0, 1.4, 0.0))
+    crowned = objects.tree_draws(np.random.default_rng(5), np.array([0.0, 0.0, 14.0]), height=10.0, bare=True,
+                                 twigs=True)
+    branches = dataclasses.replace(crowned, twigs=None)
+    with_crown, without = (render(Scene(camera, objects=objects.trees(camera, [t]))) for t in (crowned, branches))
+    tree = with_crown.label == C["vegetation"]
+    assert set(np.unique(with_crown.label).tolist()) == {C["sky"], C["vegetation"]}
+    assert (tree >= (without.label == C["vegetation"])).all() and tree.sum() > 2 * (without.label != C["sky"]).sum()
+    # Twigs fill the crown; the trunk and the branches stay in front of them (but for their edges' pixels).
+    twigs, trunk_and_branches = with_crown.material == Material.TWIGS, without.label == C["vegetation"]
+    assert twigs.sum() > 0.5 * tree.sum() and twigs[trunk_and_branches].sum() < 0.05 * trunk_and_branches.sum()
 
 
 def test_near_plane_clipping_keeps_the_part_in_front():

@@ -108,7 +108,8 @@ def test_scene_knobs_keep_every_object_in_its_class():
     # Every new scene knob on: an object's pixels carry its class, the ego bonnet is ignore, nothing else is.
     knobs = dataclasses.replace(load_randomization("default").knobs, bonnet_prob=1.0, bonnet_reach=(0.2, 0.2),
                                 wet_prob=1.0, render_prob=1.0, window_frames_prob=1.0, signage_prob=1.0,
-                                road_patches=5.0, marking_wear=(0.5, 0.9), contact_shadow=0.9, specular=1.0)
+                                road_patches=5.0, marking_wear=(0.5, 0.9), contact_shadow=0.9, specular=1.0,
+                                bare_tree_prob=1.0, bare_crown_prob=1.0)
     for index in range(3):
         scene, frame, _ = _scene(index, Randomization(knobs, Look()), size=(256, 128))
         assert set(np.unique(frame.label).tolist()) <= set(range(19)) | {IGNORE}
@@ -227,7 +228,7 @@ def test_contact_sheets_write_pngs(tmp_path):
 
 
 def test_procedural_textures_are_seamless_mean_one_maps():
-    for name in ("grain", "plaster", "slabs", "setts", "bricks"):
+    for name in ("grain", "plaster", "slabs", "setts", "bricks", "twigs"):
         texture = textures.procedural_map(name)
         assert texture.shape == (256, 256) and abs(texture.mean() - 1) < 1e-3 and texture.std() > 0.02, name
         # Tiles without a seam: the steps across the wrap are like the steps inside the map.

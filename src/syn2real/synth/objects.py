@@ -371,11 +371,17 @@ class TreeDraws:
     # shade).
     columns: np.ndarray
     bare: bool
+    # A bare tree's crown of fine twigs (blobs as a leafy crown's, in `twig_colour`, behind the branches): how
+    # real labels (CamVid, Cityscapes) draw a bare tree, one solid region around its branches. None: branches only.
+    twigs: np.ndarray | None = None
+    twig_colour: Colour = (0.0, 0.0, 0.0)
 
 
 def tree_draws(rng: np.random.Generator, base: np.ndarray, height: float | None = None, bare: bool = False,
-               foliage: Colour = (0.2, 0.35, 0.12), height_range: tuple[float, float] = (5.0, 14.0)) -> TreeDraws:
-    """Draw a tree: trunk and a crown of overlapping blobs (or, bare, a fan of branches); see `trees`."""
+               foliage: Colour = (0.2, 0.35, 0.12), height_range: tuple[float, float] = (5.0, 14.0),
+               twigs: bool = False) -> TreeDraws:
+    """Draw a tree: trunk and a crown of overlapping blobs (or, bare, a fan of branches, with `twigs` in front of
+    a crown of fine twigs); see `trees`."""
     height = height or uniform(rng, *height_range)
     trunk_w = uniform(rng, 0.18, 0.4) * height / 9
     crown_base = height * uniform(rng, 0.3, 0.45)
@@ -395,10 +401,24 @@ def tree_draws(rng: np.random.Generator, base: np.ndarray, height: float | None 
         columns[:, 2] = radius * uniforms(rng, 0.5, 0.8, count)  # radius u
         columns[:, 4] = uniforms(rng, 0.7, 1.2, count)  # shade
         columns[:, 3] = columns[:, 2] * uniforms(rng, 0.8, 1.1, count)  # radius v: radius u times an aspect
-    return TreeDraws(np.asarray(base, np.float64), foliage, trunk_w, crown_base + radius * 0.5, columns, bare)
+    tree = TreeDraws(np.asarray(base, np.float64), foliage, trunk_w, crown_base + radius * 0.5, columns, bare)
+    if bare and twigs:
+        # Two or three blobs around the branches' fan (tips reach about 1.3 radius out, 2.3 radii up); the colour
+        # mixes the twigs' brown with the pale sky between them.
+        count = int(rng.integers(2, 4))
+        crown = np.empty((count, 5))
+        centre = (0.0, crown_base + radius * 1.2)
+        crown[:, :2] = rng.standard_normal((count, 2)) * (radius * 0.25, radius * 0.15) + centre
+        crown[:, 2] = radius * uniforms(rng, 0.8, 1.15, count)
+        crown[:, 3] = crown[:, 2] * uniforms(rng, 0.7, 1.0, count)
+        crown[:, 4] = uniforms(rng, 0.9, 1.1, count)
+        sky = uniform(rng, 0.3, 0.7)
+        tree.twigs = crown
+        tree.twig_colour = tuple((sky * np.array(_PALE_SKY) + (1 - sky) * np.array(_BRANCH)).tolist())
+    return tree
 
 
-_BARK, _BRANCH = (0.28, 0.23, 0.18), (0.25, 0.22, 0.2)
+_BARK, _BRANCH, _PALE_SKY = (0.28, 0.23, 0.18), (0.25, 0.22, 0.2), (0.66, 0.67, 0.7)
 
 
 def trees(camera: Camera, drawn: list[TreeDraws]) -> list[Facet]:
@@ -412,7 +432,9 @@ def trees(camera: Camera, drawn: list[TreeDraws]) -> list[Facet]:
     trunks = np.stack([-half, np.zeros_like(half), half, np.zeros_like(half), half, trunk_tops, -half, trunk_tops],
                       axis=1).reshape(-1, 4, 2)
     bare = [t for t in drawn if t.bare]
-    leafy = [t for t in drawn if not t.bare]
+    # Blobs in the trees' order: a leafy tree's crown, or a bare tree's crown of twigs.
+    crowns = [(t.columns, t.foliage) if not t.bare else (t.twigs, t.twig_colour) for t in drawn
+              if not t.bare or t.twigs is not None]
     if bare:
         angle, length, start_v = np.concatenate([t.columns for t in bare]).T
         trunk_w = np.repeat([t.trunk_w for t in bare], [len(t.columns) for t in bare])
@@ -420,32 +442,48 @@ def trees(camera: Camera, drawn: list[TreeDraws]) -> list[Facet]:
         w0, w1 = trunk_w * 0.35, trunk_w * 0.08
         branches = np.stack([np.column_stack([-w0, start_v]), np.column_stack([w0, start_v]),
                              np.column_stack([tip_u + w1, tip_v]), np.column_stack([tip_u - w1, tip_v])], axis=1)
-    if leafy:
-        blobs = np.concatenate([t.columns for t in leafy])
+    if crowns:
+        blobs = np.concatenate([b for b, _ in crowns])
         ellipses = ellipses_uv(blobs[:, :4], 12)
-        foliage = np.repeat([t.foliage for t in leafy], [len(t.columns) for t in leafy], axis=0)
-        blob_colours = [tuple(c) for c in np.clip(blobs[:, 4:] * foliage, 0.0, 1.0).tolist()]
-    # Every shape in drawing order (per tree: its trunk, then its branches or blobs): where its outline lies in
-    # the stacks (a trunk's 4 rows, then the crown's, 4 a branch or 12 a blob, from where its kind's stack has got
-    # to), its corners, colour and material.
+        tint = np.repeat([c for _, c in crowns], [len(b) for b, _ in crowns], axis=0)
+        blob_colours = [tuple(c) for c in np.clip(blobs[:, 4:] * tint, 0.0, 1.0).tolist()]
+    # Every shape in drawing order (per tree: its trunk, then its blobs, or its twigs' blobs and its branches):
+    # where its outline lies in the stacks (a trunk's 4 rows, a branch's 4, a blob's 12, from where its kind's
+    # stack has got to), its corners, colour and material.
     stacks = [trunks.reshape(-1, 2)] + ([branches.reshape(-1, 2)] if bare else [])
-    stacks += [ellipses.reshape(-1, 2)] if leafy else []
+    stacks += [ellipses.reshape(-1, 2)] if crowns else []
     pool = np.concatenate(stacks)
-    next_row = {True: 4 * len(drawn), False: 4 * len(drawn) + (4 * len(branches) if bare else 0)}
+    next_branch = 4 * len(drawn)
+    next_ellipse = next_branch + (4 * len(branches) if bare else 0)
     segments, sizes, shape_corners, colours, materials, next_blob = [], [], [], [], [], 0
+    shapes_per_tree = []
     for i, t in enumerate(drawn):
-        count, k = len(t.columns), 4 if t.bare else 12
-        segments += [(4 * i, 4), (next_row[t.bare], count * k)]
-        next_row[t.bare] += count * k
-        sizes.append(4 + count * k)
-        shape_corners += [4] + [k] * count
-        if t.bare:
-            colours += [_BARK] + [_BRANCH] * count
-            materials += [Material.PLAIN] * (count + 1)
-        else:
-            colours += [_BARK] + blob_colours[next_blob:next_blob + count]
-            materials += [Material.PLAIN] + [Material.FOLIAGE] * count
+        shapes, rows = 1, 4
+        segments.append((4 * i, 4))
+        shape_corners.append(4)
+        colours.append(_BARK)
+        materials.append(Material.PLAIN)
+        blob_sets = [(t.twigs, Material.TWIGS)] if t.bare and t.twigs is not None else []
+        blob_sets += [] if t.bare else [(t.columns, Material.FOLIAGE)]
+        for blob_set, material in blob_sets:
+            count = len(blob_set)
+            segments.append((next_ellipse, 12 * count))
+            next_ellipse += 12 * count
+            shape_corners += [12] * count
+            colours += blob_colours[next_blob:next_blob + count]
+            materials += [material] * count
             next_blob += count
+            shapes, rows = shapes + count, rows + 12 * count
+        if t.bare:
+            count = len(t.columns)
+            segments.append((next_branch, 4 * count))
+            next_branch += 4 * count
+            shape_corners += [4] * count
+            colours += [_BRANCH] * count
+            materials += [Material.PLAIN] * count
+            shapes, rows = shapes + count, rows + 4 * count
+        shapes_per_tree.append(shapes)
+        sizes.append(rows)
     seg_start, seg_len = np.array(segments).T
     rows = np.arange(seg_len.sum()) + np.repeat(seg_start - (np.cumsum(seg_len) - seg_len), seg_len)
     uv = np.take(pool, rows, axis=0)  # (take: several times faster than fancy indexing on rows)
@@ -460,8 +498,8 @@ def trees(camera: Camera, drawn: list[TreeDraws]) -> list[Facet]:
     parts = [Part(world[end - n:end], colour, material)
              for end, n, colour, material in zip(np.cumsum(shape_corners).tolist(), shape_corners, colours, materials)]
     facets, first = [], 0
-    for t, (fx, fz) in zip(drawn, facing.tolist()):
-        last = first + 1 + len(t.columns)
+    for shapes, (fx, fz) in zip(shapes_per_tree, facing.tolist()):
+        last = first + shapes
         facets.append(Facet(C["vegetation"], parts[first:last], np.array([fx, 0.0, fz]), cull=False))
         first = last
     return facets

@@ -32,6 +32,7 @@ class Material(IntEnum):
     FABRIC = 10
     LAMP = 11  # lit: traffic light bulbs, car lights (not shaded)
     RENDER = 12  # smooth painted plaster on facades
+    TWIGS = 13  # a bare tree's crown: fine twigs with the sky showing through
 
 
 Colour = tuple[float, float, float]

@@ -42,6 +42,9 @@ TEXTURES = {
     Material.RENDER: Texture("procedural:plaster", 2.5, 0.3),
 }
 
+#: Maps no frame varies (`texture_tables` leaves them as `atlas` has them): a bare crown's twigs are its shape.
+FIXED_TEXTURES = {Material.TWIGS: Texture("procedural:twigs", 1.5, 1.0)}
+
 #: Other maps a material may take in a frame (`texture_tables` with variety > 0): scikit-image photos and
 #: procedural patterns ("procedural:NAME", made by `procedural_map`), each at its own scale and strength.
 VARIANTS = {
@@ -88,11 +91,31 @@ def _fractal(rng: np.random.Generator, size: int, octaves: range, falloff: float
     return out - out.mean()
 
 
+def _twigs(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Twigs as random walks that fork and thin out, drawn dark (0.3) on a bright ground, wrapped at the edges."""
+    canvas = np.ones((size, size), np.float32)
+    tips = [(*rng.uniform(0, size, 2), rng.uniform(0, 2 * np.pi), 2) for _ in range(size // 3)]
+    offsets = [(dx, dy) for dx in (-size, 0, size) for dy in (-size, 0, size)]
+    while tips:
+        x, y, angle, width = tips.pop()
+        for _ in range(int(rng.integers(4, 9))):
+            angle += rng.normal(0, 0.35)
+            step = rng.uniform(5, 12)
+            nx, ny = x + step * np.cos(angle), y + step * np.sin(angle)
+            for dx, dy in offsets:  # the segment and its wrapped copies: the map tiles without seams
+                cv2.line(canvas, (int(x + dx), int(y + dy)), (int(nx + dx), int(ny + dy)), 0.3, width, cv2.LINE_AA)
+            x, y = nx, ny
+            if width > 1 and rng.random() < 0.35:  # a fork: a thinner twig leaves at an angle
+                tips.append((x, y, angle + rng.choice([-1, 1]) * rng.uniform(0.4, 0.9), width - 1))
+    return canvas * (1 + 0.15 * _fractal(rng, size, range(2, 5)))
+
+
 @lru_cache(maxsize=None)
 def procedural_map(name: str, size: int = _SIZE) -> np.ndarray:
     """(size, size) float32 seamless mean-one pattern, made from a fixed seed: `grain` (fine fractal noise, for
     asphalt and grass), `plaster` (soft blotches, for render and concrete), `slabs` (paving slabs with joints),
-    `setts` (small square stones) and `bricks` (stretcher bond with mortar)."""
+    `setts` (small square stones), `bricks` (stretcher bond with mortar) and `twigs` (a bare crown: dark
+    branching twigs over the bright sky seen through them)."""
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     ys, xs = np.mgrid[0:size, 0:size]
     if name == "grain":
@@ -113,6 +136,8 @@ def procedural_map(name: str, size: int = _SIZE) -> np.ndarray:
         pattern = shade[brick_id] * (1 + 0.06 * _fractal(rng, size, range(5, 8)))
         mortar = (ys % course < 2) | ((xs + shift) % length < 2)
         pattern[mortar] = 1.35
+    elif name == "twigs":
+        pattern = _twigs(rng, size)
     else:
         raise ValueError(f"no procedural texture {name!r}")
     pattern = np.clip(pattern, 0.2, 2.0).astype(np.float32)
@@ -146,7 +171,7 @@ def atlas() -> Atlas:
     texels = np.zeros(256, np.float32)
     row = np.zeros(256, np.float32)
     strength = np.zeros(256, np.float32)
-    for mat, tex in TEXTURES.items():
+    for mat, tex in {**TEXTURES, **FIXED_TEXTURES}.items():
         texels[mat] = _SIZE / 2 / tex.metres  # a map holds two mirrored copies of the photo across
         row[mat] = photos.index(tex.photo) * (_SIZE + 1)
         strength[mat] = tex.strength
@@ -174,7 +199,8 @@ def texture_tables(rng: np.random.Generator, variety: float) -> Atlas:
 @lru_cache(maxsize=1)
 def _atlas_photos() -> list[str]:
     return list(dict.fromkeys([tex.photo for tex in TEXTURES.values()]
-                              + [tex.photo for options in VARIANTS.values() for tex in options]))
+                              + [tex.photo for options in VARIANTS.values() for tex in options]
+                              + [tex.photo for tex in FIXED_TEXTURES.values()]))
 
 
 def texture_factor(material: np.ndarray, tex_u: np.ndarray, tex_v: np.ndarray, depth: np.ndarray,

@@ -79,6 +79,7 @@ class Knobs:
     # vegetation
     bare_tree_prob: float = _knob(0.3, "prob", "vegetation")
     leafy_branches_prob: float = _knob(0.0, "prob", "vegetation", new=True)  # branches seen through a crown
+    bare_crown_prob: float = _knob(0.0, "prob", "vegetation", new=True)  # a bare tree's crown of fine twigs
     tree_height: tuple[float, float] = _knob((5.0, 14.0), "range", "vegetation", 2.0, 30.0)
     street_trees_prob: float = _knob(0.6, "prob", "vegetation")  # a side lined with trees, times `density`
     verge_prob: float = _knob(0.2, "prob", "vegetation")  # a grass verge between kerb and pavement

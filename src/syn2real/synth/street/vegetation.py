@@ -19,6 +19,7 @@ def plant_tree(street: Street, s: float, d: float, base_y: float = 0.0) -> None:
         return
     rng, knobs = street.rng, street.knobs
     bare = rng.random() < knobs.bare_tree_prob
+    twigs = bare and knobs.bare_crown_prob > 0 and rng.random() < knobs.bare_crown_prob
     foliage = street.palette.pick(FOLIAGE, 0.15)
     base = np.array([x, base_y, z])
     height = None
@@ -31,7 +32,7 @@ def plant_tree(street: Street, s: float, d: float, base_y: float = 0.0) -> None:
         behind = base + away / max(float(np.linalg.norm(away)), 1e-6) * 0.08
         street.trees.append(obj.tree_draws(rng, behind, height=height, bare=True))
     street.trees.append(obj.tree_draws(rng, base, height=height, bare=bare, foliage=foliage,
-                                       height_range=knobs.tree_height))
+                                       height_range=knobs.tree_height, twigs=twigs))
 
 
 def add_trees(street: Street) -> None:
