@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synth2real import CAMVID, ROOT, ROWS, WARM_START_ITER  # noqa: E402
+from synth2real import CAMVID, ROOT, ROWS, WARM_START_ITER
 
 GROUPS = ("camera", "structure", "light", "surfaces", "vegetation", "sensor")
 SWITCHES = {"randconv": ["data.source_style=[randconv]"], "pasta": ["data.source_style=[pasta]"],
