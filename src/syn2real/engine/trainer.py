@@ -131,6 +131,7 @@ class Trainer:
         ddp.broadcast_from_rank0([*self._params(), *self.model.buffers()])
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         method.grad_scaler = self.scaler
+        method.prepare(progress=progress and self.is_main)
         train_sets = {"source": method.wrap_source_dataset(datasets["source"], progress=progress and self.is_main),
                       "target": datasets.get("target")}
         self.loaders = {name: InfiniteLoader(dataset, cfg.data.batch_size, cfg.data.workers, cfg.train.seed, name,

@@ -11,7 +11,9 @@ schedule, checkpoints); a method owns its losses and any extra modules. Contract
   `extra_optimizers()`: the trainer steps it, gives it the same warm-up/poly schedule, averages its
   gradients across processes and saves its state.
 - `state_dict()` / `load_state_dict()` hold everything beyond the model weights (teacher, discriminator).
-- `wrap_source_dataset()` may replace the source dataset (rare-class sampling) before the loader is built.
+- `prepare()` does once, before the loaders are built, what a method needs first (the noisy student's teacher
+  labels the target frames offline); `wrap_source_dataset()` may then replace the source dataset (rare-class
+  sampling).
 - Options come from `cfg.method.params`, checked against the class's `defaults`.
 - Under active labelling the target batch carries the label store's sparse labels ("mask", IGNORE where nobody
   labelled): every method learns them, through `target_label_loss` or (self-training) in place of its
@@ -71,6 +73,10 @@ class Method:
 
     def extra_optimizers(self) -> list[torch.optim.Optimizer]:
         return []
+
+    def prepare(self, progress: bool = False) -> None:
+        """Work done once before training (the trainer calls it on every process, before the loaders are
+        built); `progress` shows a bar. The default has nothing to do."""
 
     def wrap_source_dataset(self, dataset: Dataset, progress: bool = False) -> Dataset:
         """How source frames are drawn (e.g. rare-class sampling); the default leaves `dataset` as it is.

@@ -220,15 +220,9 @@ class NoisyStudent(Method):
 
     # ---- offline pseudo-labels ---------------------------------------------------------------------------
 
-    def wrap_source_dataset(self, dataset: Dataset, progress: bool = False) -> Dataset:
-        """The source dataset as it is; the trainer calls this once before training, which is when the
-        teacher labels the target frames (with a progress bar when the trainer shows one)."""
-        self.prepare(progress=progress)
-        return dataset
-
     def prepare(self, progress: bool = False) -> None:
-        """Label `data.target` with the teacher (or reuse the cache); without `data.target`, nothing to do (the
-        batches are labelled on the fly)."""
+        """Label `data.target` with the teacher (or reuse the cache): the trainer calls this once before
+        training. Without `data.target`, nothing to do (the batches are labelled on the fly)."""
         if self.prepared:
             return
         self.prepared = True
