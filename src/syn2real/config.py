@@ -556,6 +556,17 @@ def _shown(path: Path, root: Path) -> str:
         return str(path)
 
 
+def yaml_mapping(path: Path) -> dict:
+    """The mapping at the top of YAML file `path` (empty file: {}); a ConfigError naming the file otherwise."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
 def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     """The mapping in YAML file `path`, merged over its `base:` files (see the module doc); no `base` key left."""
     path = Path(path)
@@ -568,12 +579,7 @@ def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
         root = _chain[0].parent
         cycle = " -> ".join(_shown(p, root) for p in (*_chain[_chain.index(here):], here))
         raise ConfigError(f"{_chain[0]}: base: a file includes itself: {cycle}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
+    data = yaml_mapping(path)
     base = data.pop("base", None)
     data = absolute_paths(data, data_root() if _is_preset_file(here) else here.parent)
     if not base:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from syn2real.config import DatasetConfig, apply_override, from_dict, to_dict
+from syn2real.config import DatasetConfig, apply_override, from_dict, to_dict, yaml_mapping
 from syn2real.errors import ConfigError
 
 MODELS = ("cyclegan", "dranet")
@@ -122,12 +122,7 @@ def load_translator_config(config: str | Path | None, overrides: list[str] | tup
         if not path.is_file():
             raise ConfigError(f"--config {config}: neither a translator preset ({', '.join(preset_names())}) "
                               f"nor a YAML file")
-        try:
-            own = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from None
-        if not isinstance(own, dict):
-            raise ConfigError(f"{path}: expected a mapping of translator config keys")
+        own = yaml_mapping(path)
         base = own.pop("preset", None)
         if base is not None and base not in PRESETS:
             raise ConfigError(f"{path}: preset {base!r} is not one of {', '.join(preset_names())}")
@@ -196,8 +191,4 @@ def read_translator_config(run_dir: str | Path) -> TranslatorConfig:
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{run_dir}: not a translator run folder ({CONFIG_FILE} is missing)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
-    return from_dict(TranslatorConfig, data, str(path))
+    return from_dict(TranslatorConfig, yaml_mapping(path), str(path))
