@@ -15,7 +15,13 @@ from pathlib import Path
 
 import yaml
 
-from syn2real.config import DatasetConfig, apply_override, from_dict, to_dict, yaml_mapping
+from syn2real.config import (
+    DatasetConfig,
+    apply_override,
+    from_dict,
+    to_dict,
+    yaml_mapping,
+)
 from syn2real.errors import ConfigError
 
 MODELS = ("cyclegan", "dranet")
