@@ -22,16 +22,14 @@ Finished runs are re-used. Reports the last checkpoint's score, never one picked
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synth2real import CAMVID, ROOT, ROWS, WARM_START_ITER
+from synth2real import CAMVID, ROOT, ROWS, WARM_START_ITER, train_timed
 
 GROUPS = ("camera", "structure", "light", "surfaces", "vegetation", "sensor")
 SWITCHES = {"randconv": ["data.source_style=[randconv]"], "pasta": ["data.source_style=[pasta]"],
@@ -89,23 +87,6 @@ def render_frames(out: Path, groups: tuple[str, ...], edits: tuple[str, ...], wo
                           progress=True, randomize=spec)
 
 
-def train(preset: str, name: str, overrides: list[str]) -> dict:
-    from syn2real.config import load_config
-    from syn2real.io import atomic_write_json
-    from syn2real.run import final_metrics, is_finished, train_once
-
-    cfg = load_config(preset, overrides + [f"name={name}"])
-    timing = cfg.run_dir / "wall_time.json"
-    if not is_finished(cfg.run_dir):
-        start = time.perf_counter()
-        train_once(cfg)
-        atomic_write_json(timing, {"seconds": time.perf_counter() - start, "iters": cfg.train.iters})
-        print(f"{name}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    result = final_metrics(cfg.run_dir)
-    result["seconds"] = json.loads(timing.read_text())["seconds"] if timing.is_file() else float("nan")
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_r"))
@@ -129,13 +110,13 @@ def main() -> None:
         frames = render_frames(out, groups, edits, args.workers)
         common = [f"out_dir={out}", f"data.source.root={frames}", f"data.val.root={CAMVID}", *switches]
         budget_override = [f"train.iters={args.iters}"] if args.iters else []
-        results[row] = [train(ROWS["source_only"], f"source_{row}{budget}_seed{s}",
-                              [*common, *budget_override, f"train.seed={s}"]) for s in args.seeds]
+        results[row] = [train_timed(ROWS["source_only"], [*common, *budget_override, f"train.seed={s}",
+                                                          f"name=source_{row}{budget}_seed{s}"]) for s in args.seeds]
         warm = out / f"source_{row}_seed0" / "checkpoints" / f"iter_{WARM_START_ITER:06d}.safetensors"
         for uda in args.uda:
             uda_common = [*common, f"data.target.root={CAMVID}", f"train.init_from={warm}"]
-            results[f"{row} {uda}"] = [train(ROWS[uda], f"{uda}_from_{row}_seed{s}", [*uda_common, f"train.seed={s}"])
-                                       for s in args.seeds]
+            results[f"{row} {uda}"] = [train_timed(ROWS[uda], [*uda_common, f"train.seed={s}",
+                                                               f"name={uda}_from_{row}_seed{s}"]) for s in args.seeds]
 
     classes = list(next(iter(results.values()))[0]["iou"])
     print(f"\nBenchmark R, source side: {FRAMES} SynStreets frames {SIZE[0]}x{SIZE[1]} -> CamVid val, 11 classes, "

@@ -35,11 +35,25 @@ VARIANTS = {"source_only_psp": ("synstreets2camvid_source_only", ["model.head=ps
 WARM_START_ITER = 1000
 
 
-def run_row(row: str, seed: int, out_dir: Path, source_root: Path, iters: int | None) -> dict:
+def train_timed(preset: str, overrides: list[str]) -> dict:
+    """Train `preset` with `overrides` unless that run finished already; its final metrics and wall seconds."""
     from syn2real.config import load_config
     from syn2real.io import atomic_write_json
     from syn2real.run import final_metrics, is_finished, train_once
 
+    cfg = load_config(preset, overrides)
+    timing = cfg.run_dir / "wall_time.json"
+    if not is_finished(cfg.run_dir):
+        start = time.perf_counter()
+        train_once(cfg)
+        atomic_write_json(timing, {"seconds": time.perf_counter() - start, "iters": cfg.train.iters})
+        print(f"{cfg.name}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    result = final_metrics(cfg.run_dir)
+    result["seconds"] = json.loads(timing.read_text())["seconds"] if timing.is_file() else float("nan")
+    return result
+
+
+def run_row(row: str, seed: int, out_dir: Path, source_root: Path, iters: int | None) -> dict:
     preset, extra = VARIANTS.get(row, (ROWS.get(row), []))
     name = row if row in VARIANTS else preset
     overrides = [f"out_dir={out_dir}", f"name={name}_seed{seed}", f"train.seed={seed}",
@@ -53,16 +67,7 @@ def run_row(row: str, seed: int, out_dir: Path, source_root: Path, iters: int | 
         overrides += [f"data.target.root={CAMVID}", f"train.init_from={warm}"]
     if iters:
         overrides.append(f"train.iters={iters}")
-    cfg = load_config(preset, overrides)
-    timing = cfg.run_dir / "wall_time.json"
-    if not is_finished(cfg.run_dir):
-        start = time.perf_counter()
-        train_once(cfg)
-        atomic_write_json(timing, {"seconds": time.perf_counter() - start, "iters": cfg.train.iters})
-        print(f"{cfg.name}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    result = final_metrics(cfg.run_dir)
-    result["seconds"] = json.loads(timing.read_text())["seconds"] if timing.is_file() else float("nan")
-    return result
+    return train_timed(preset, overrides)
 
 
 def main() -> None:
