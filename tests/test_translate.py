@@ -286,6 +286,17 @@ def test_train_then_apply_copies_labels_byte_for_byte_and_resumes(tiny_uda_folde
     item, reference = copied[0], original[0]
     assert torch.equal(item["mask"], reference["mask"]) and item["image"].shape == reference["image"].shape
     assert not torch.equal(item["image"], reference["image"])  # translated
+    # The preview: per frame the source picture, the translated one and the unchanged label, side by side.
+    from syn2real.data.base import read_rgb
+    from syn2real.labels import CITYSCAPES19
+
+    sheet = read_rgb(out / "preview.png")
+    first = read_rgb(original.files[0][0])
+    h, w = first.shape[:2]
+    assert sheet.shape[1] == 3 * w and "preview:" in output
+    assert np.array_equal(sheet[:h, :w], first)
+    assert np.array_equal(sheet[:h, w:2 * w], read_rgb(out / "images" / f"{original.names[0]}.png"))
+    assert np.array_equal(sheet[:h, 2 * w:], CITYSCAPES19.colorize(reference["mask"].numpy().astype(np.uint8)))
     # Resume: only missing frames are written again.
     (out / "images" / "2.png").unlink()
     code, output = run_cli(["translate", "apply", run, "--data", f"folder:{source['root']}:train", "--out", out])

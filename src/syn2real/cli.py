@@ -597,11 +597,13 @@ def translate_apply(
     size: Annotated[str, typer.Option(help="train (the translator's training scale, resized back) | native | "
                                            "WxH.")] = "train",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    preview: Annotated[int, typer.Option(help="Frames in OUT/preview.png (source | translated | label); 0: "
+                                              "none.")] = 4,
 ):
     """Write a translated copy of a labelled dataset, labels unchanged (a `folder` dataset).
 
     OUT/images/*.png translated, OUT/masks/*.png the labels (byte-identical copies for index-PNG readers),
-    OUT/id_map.yaml, OUT/SPLIT.txt. Frames already written are skipped, so an interrupted run resumes. Train on
+    OUT/id_map.yaml, OUT/SPLIT.txt, OUT/preview.png. Frames already written are skipped, so an interrupted run resumes. Train on
     it with `data.source.kind=folder data.source.root=OUT`.
 
     Example:
@@ -612,10 +614,14 @@ def translate_apply(
 
     spec = _translate_spec("--data", data)
     work = size if size in ("train", "native") else _parse_size(size)
+    if preview < 0:
+        raise ConfigError(f"--preview must be >= 0 frames, got {preview}")
     dest, written, skipped = apply_translator(run_dir, spec, out_dir, size=work, progress=True, device=device,
-                                              console=console)
+                                              console=console, preview=preview)
     out.print(f"wrote {written} translated frames to {dest}" + (f" ({skipped} already there)" if skipped else ""),
               soft_wrap=True)
+    if preview:
+        out.print(f"preview: {dest / 'preview.png'}", soft_wrap=True)
 
 
 @translate_app.command("score")

@@ -232,7 +232,13 @@ def contact_sheet(images: list[np.ndarray], labels: list[np.ndarray], columns: i
                   max_width: int = 1280) -> np.ndarray:
     """(H, W, 3) uint8 RGB sheet: per frame its picture beside its label in the Cityscapes colours (ignore,
     e.g. the ego car's bonnet, in black), `columns` frames a row, scaled down to `max_width` at most."""
-    tiles = [np.hstack([image, CITYSCAPES19.colorize(label)]) for image, label in zip(images, labels)]
+    return tile_sheet([[image, label] for image, label in zip(images, labels)], columns, max_width)
+
+
+def tile_sheet(frames: list[list[np.ndarray]], columns: int = 1, max_width: int = 1280) -> np.ndarray:
+    """(H, W, 3) uint8 RGB sheet of frames, each a list of panels side by side: (H, W, 3) RGB pictures and (H, W)
+    label maps (drawn in the Cityscapes colours, ignore black); `columns` frames a row, at most `max_width` wide."""
+    tiles = [np.hstack([CITYSCAPES19.colorize(p) if p.ndim == 2 else p for p in panels]) for panels in frames]
     width = max(t.shape[1] for t in tiles)
     if width * columns > max_width:  # keep the sheet a size a person can take in
         scale = max_width / (width * columns)

@@ -425,9 +425,10 @@ def _label_is_plain_png(dataset, label_path: Path) -> bool:
 
 def apply_translator(run_dir: str | Path, ds_cfg: DatasetConfig, out_dir: str | Path,
                      size: str | tuple[int, int] = "train", progress: bool = False, device: str = "auto",
-                     console=None) -> tuple[Path, int, int]:
+                     console=None, preview: int = 4) -> tuple[Path, int, int]:
     """Write a translated copy of a labelled dataset in the `folder` layout: `out/images/{name}.png` (translated),
-    `out/masks/{name}.png`, `out/id_map.yaml` and `out/{split}.txt`. Returns (out, frames written, skipped).
+    `out/masks/{name}.png`, `out/id_map.yaml` and `out/{split}.txt`, and `out/preview.png`: the first `preview`
+    frames as source | translated | label (0: none). Returns (out, frames written, skipped).
 
     Labels are byte-identical copies when the reader takes plain index PNGs (the id map then is the reader's);
     other label formats (colour PNGs, multi-channel files) are written once mapped, with an identity id map.
@@ -439,6 +440,7 @@ def apply_translator(run_dir: str | Path, ds_cfg: DatasetConfig, out_dir: str | 
     from syn2real.data import build_dataset
     from syn2real.data.base import read_rgb
     from syn2real.labels import IGNORE
+    from syn2real.synth.writer import tile_sheet
 
     out_dir = Path(out_dir)
     translator = load_translator(run_dir).to(_device(device))
@@ -456,7 +458,6 @@ def apply_translator(run_dir: str | Path, ds_cfg: DatasetConfig, out_dir: str | 
     atomic_write_json(out_dir / "translated.json", {
         "translator": str(Path(run_dir).absolute()), "kind": ds_cfg.kind, "root": ds_cfg.root, "split": ds_cfg.split,
         "size": size if isinstance(size, str) else list(size), "labels": "copied" if plain else "mapped"})
-
 
     written = skipped = 0
     bar = Progress(TextColumn("translating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -486,6 +487,13 @@ def apply_translator(run_dir: str | Path, ds_cfg: DatasetConfig, out_dir: str | 
             atomic_write_bytes(image_out, png_bytes(pixels))  # the image last: its presence marks the frame done
             written += 1
     atomic_write_text(out_dir / f"{ds_cfg.split}.txt", "".join(f"{n}.png\n" for n in dataset.names))
+    if preview > 0:
+        frames = []
+        for name, (image_path, label_path) in list(zip(dataset.names, dataset.files))[:preview]:
+            source = read_rgb(image_path)
+            frames.append([source, read_rgb(out_dir / "images" / f"{name}.png"),
+                           dataset.load_mask(label_path, source.shape[:2])])
+        atomic_write_bytes(out_dir / "preview.png", png_bytes(tile_sheet(frames, max_width=1536)))
     return out_dir, written, skipped
 
 
