@@ -18,7 +18,7 @@ from syn2real.synth import (Knobs, objects, render, render_dataset, render_frame
                             textures, write_preview)
 from syn2real.synth.camera import NEAR, Camera, clip_near
 from syn2real.synth.objects import box, pole
-from syn2real.synth.scene import Material, Scene, prism
+from syn2real.synth.scene import Facet, Grid, Material, Part, Scene, prism
 from syn2real.synth.street import boundaries, buildings, sampler, vegetation
 from syn2real.synth.street.viewpoint import View
 from syn2real.synth.writer import frame_generators
@@ -261,6 +261,33 @@ def test_a_bare_crown_is_labelled_as_one_region_behind_its_branches():
     # Twigs fill the crown; the trunk and the branches stay in front of them (but for their edges' pixels).
     twigs, trunk_and_branches = with_crown.material == Material.TWIGS, without.label == C["vegetation"]
     assert twigs.sum() > 0.5 * tree.sum() and twigs[trunk_and_branches].sum() < 0.05 * trunk_and_branches.sum()
+
+
+def _railing(label_gaps: bool) -> Facet:
+    """A railing 6 m long and 1.2 m high across the view 8 m ahead: bars every 0.2 m below a top rail."""
+    origin = np.array([-3.0, 0.0, 8.0])
+    corners = origin + np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0], [6.0, 1.2, 0.0], [0.0, 1.2, 0.0]])
+    grid = Grid(origin.copy(), np.array([1.0, 0.0, 0.0]), (0.0, 6.0), (1.1, 1.2), (0.2, 0.9), (0.04, 0.07),
+                cutout=True, label_gaps=label_gaps)
+    return Facet(C["fence"], [Part(corners, (0.2, 0.2, 0.2), Material.PAINT)], np.array([0.0, 0.0, -1.0]), grid=grid)
+
+
+def test_a_railing_can_be_labelled_over_its_whole_extent():
+    # CamVid and Cityscapes label a railing over its whole extent, the background between its bars included:
+    # the picture stays the same, and what stands in front of the railing keeps its own label.
+    camera = Camera(160, 120, position=(0.0, 1.4, 0.0))
+    wall = [f for f in prism([[-6.0, 14.0], [6.0, 14.0], [6.0, 15.0], [-6.0, 15.0]], 0.0, 4.0, C["building"],
+                             (0.6, 0.5, 0.4)) if f]
+    person = box((0.0, 6.0), 0.0, 0.3, 0.5, 0.0, 1.7, C["person"], (0.3, 0.2, 0.5))
+    bars, extent = (render(Scene(camera, objects=[*wall, *person, _railing(gaps)])) for gaps in (False, True))
+    assert np.array_equal(bars.colour, extent.colour) and np.array_equal(bars.part, extent.part)
+    outline = render(Scene(camera, objects=[dataclasses.replace(_railing(False), grid=None)])).label == C["fence"]
+    seen_through = outline & (bars.label != C["fence"]) & (bars.label != C["person"])
+    assert seen_through.sum() > 0.3 * outline.sum()  # bars only: the wall and the sky show between them
+    assert set(np.unique(extent.label[outline]).tolist()) == {C["fence"], C["person"]}
+    assert np.array_equal(extent.label == C["person"], bars.label == C["person"])
+    changed = bars.label != extent.label
+    assert np.array_equal(changed, seen_through) and (extent.label[changed] == C["fence"]).all()
 
 
 def test_near_plane_clipping_keeps_the_part_in_front():

@@ -109,7 +109,8 @@ def test_scene_knobs_keep_every_object_in_its_class():
     knobs = dataclasses.replace(load_randomization("default").knobs, bonnet_prob=1.0, bonnet_reach=(0.2, 0.2),
                                 wet_prob=1.0, render_prob=1.0, window_frames_prob=1.0, signage_prob=1.0,
                                 road_patches=5.0, marking_wear=(0.5, 0.9), contact_shadow=0.9, specular=1.0,
-                                bare_tree_prob=1.0, bare_crown_prob=1.0)
+                                bare_tree_prob=1.0, bare_crown_prob=1.0,
+                                railing_extent_prob=1.0)
     for index in range(3):
         scene, frame, _ = _scene(index, Randomization(knobs, Look()), size=(256, 128))
         assert set(np.unique(frame.label).tolist()) <= set(range(19)) | {IGNORE}

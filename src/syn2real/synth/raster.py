@@ -137,6 +137,9 @@ class Rasteriser:
         self.ambient = np.asarray(env.ambient)
         self.environment = env
         self.contact: np.ndarray | None = None
+        # Cut-outs whose gaps take their label (`Grid.label_gaps`): (box, the facet's pixels in it before the
+        # cut, its 1/z over the box, label), settled in `finish` against the final z-buffer.
+        self.labelled_gaps: list[tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, int]] = []
 
     def _add_entries(self, colours: np.ndarray, labels: np.ndarray, materials: np.ndarray,
                      normals: np.ndarray) -> int:
@@ -359,6 +362,8 @@ class Rasteriser:
             visible &= local >= facet_ids[i]
             grid = facets[i].grid
             if grid is not None:
+                if grid.label_gaps:
+                    self.labelled_gaps.append(((x0, y0, x1, y1), visible.copy(), inv_z, facets[i].label))
                 self._apply_grid(grid, facet_ids[i] + part_counts[i], visible, inv_z, local, x0, y0)
             # (OpenCV's masked copy is many times faster than np.copyto's `where` on a strided box)
             mask = visible.view(np.uint8)
@@ -470,8 +475,13 @@ class Rasteriser:
         # Label and material in one gather: a little-endian 16-bit table, label in the low byte.
         both = np.take((labels.astype(np.uint16) | materials.astype(np.uint16) << 8).astype("<u2"), entry)
         both = both.view(np.uint8).reshape(*part.shape, 2)
-        return Frame(colour, np.ascontiguousarray(both[..., 0]), np.ascontiguousarray(both[..., 1]),
-                     part, normals.astype(np.float32), depth)
+        label = np.ascontiguousarray(both[..., 0])
+        # A labelled cut-out's gaps: its pixels where what was drawn there lies behind it (its bars, at its own
+        # depth, pass too). Anything nearer, drawn before or after it, keeps its label.
+        for (x0, y0, x1, y1), pixels, inv_z, value in self.labelled_gaps:
+            pixels &= inv_z >= self.inv_depth[y0:y1, x0:x1]
+            label[y0:y1, x0:x1][pixels] = value
+        return Frame(colour, label, np.ascontiguousarray(both[..., 1]), part, normals.astype(np.float32), depth)
 
 
 def render(scene: Scene) -> Frame:

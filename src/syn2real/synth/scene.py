@@ -67,6 +67,9 @@ class Grid:
     colour: Colour = (0.2, 0.22, 0.26)
     material: Material = Material.GLASS
     cutout: bool = False
+    # A cut-out's gaps labelled as the facet wherever nothing nearer stands in them (the picture still shows what
+    # is behind): CamVid and Cityscapes label a railing or a mesh fence over its whole extent.
+    label_gaps: bool = False
     # Painted cells only: a frame this many metres wide inside each cell's edge, in `frame_colour` (0: none).
     frame: float = 0.0
     frame_colour: Colour = (0.9, 0.9, 0.88)

@@ -43,9 +43,10 @@ def add_wall(street: Street, d: float, s0: float, s1: float, height: float) -> N
 
 def _fence(street: Street, d: float, s0: float, s1: float, kind: str) -> None:
     """A railing (bars and two rails) or a panel fence (panels between posts)."""
-    rng, palette, road = street.rng, street.palette, street.plan.road
+    rng, palette, road, knobs = street.rng, street.palette, street.plan.road, street.knobs
     colour = palette.pick(FENCES)
     height = float(uniform(rng, 0.9, 1.3) if kind == "railing" else uniform(rng, 1.2, 2.0))
+    label_gaps = kind == "railing" and knobs.railing_extent_prob > 0 and rng.random() < knobs.railing_extent_prob
     for a, b in road.chords(s0, s1):
         p0, p1 = road.point(a, d), road.point(b, d)
         base = np.array([p0[0], KERB_HEIGHT, p0[1]])
@@ -74,5 +75,5 @@ def _fence(street: Street, d: float, s0: float, s1: float, kind: str) -> None:
             parts = [quad(0, 0, length, height)]
             gap = float(uniform(rng, 0.12, 0.25))
             grid = Grid(base.copy(), along, (0.0, length), (height - 0.07, height), (gap, height - 0.3),
-                        (0.035, 0.07), cutout=True)
+                        (0.035, 0.07), cutout=True, label_gaps=label_gaps)
         street.objects.append(Facet(C["fence"], parts, normal, grid=grid))

@@ -61,6 +61,8 @@ class Knobs:
     setback: tuple[float, float] = _knob((1.0, 7.0), "range", "structure", 0.3, 20.0)
     district_height: tuple[float, float] = _knob((5.0, 15.0), "range", "structure", 3.0, 40.0)
     max_distance: float = _knob(160.0, "factor", "structure", 40.0, 400.0)  # metres of detailed street
+    # a railing labelled over its whole extent, the background seen between its bars included
+    railing_extent_prob: float = _knob(0.0, "prob", "structure", new=True)
     # light
     overcast_prob: float = _knob(0.45, "prob", "light")
     sun_elevation_deg: tuple[float, float] = _knob((8.0, 60.0), "range", "light", 1.0, 90.0)
