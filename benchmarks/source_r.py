@@ -9,7 +9,8 @@
 A row is `+`-joined words. Frames: `synthetic` (the renderer's old fixed look, the frames of
 benchmarks/synth2real.py), `default` (every group of `--randomize default`), or group names (camera,
 structure, light, surfaces, vegetation, sensor): the `synthetic` point with only those groups taken from
-`default`; `nocrowns` takes the bare trees' twig crowns out (vegetation as `default` had it before them).
+`default`; `nocrowns` takes the bare trees' twig crowns out (vegetation as `default` had it before them),
+`barerails` labels railings bar by bar (structure.railing_extent_prob 0, as before their gaps were labelled).
 Training-side switches, on top of the frames: `randconv`, `pasta` (data.source_style), `ibn`, `mixstyle`
 (model.*). Every row trains preset `synstreets2camvid_source_only` (1500 iterations unless `--iters`)
 on 2000 frames of 480x360 rendered with seed 0 into `--out/frames/<groups>` (rendered once, re-used).
@@ -34,8 +35,9 @@ from synth2real import CAMVID, ROOT, ROWS, WARM_START_ITER, train_timed
 GROUPS = ("camera", "structure", "light", "surfaces", "vegetation", "sensor")
 SWITCHES = {"randconv": ["data.source_style=[randconv]"], "pasta": ["data.source_style=[pasta]"],
             "ibn": ["model.ibn=true"], "mixstyle": ["model.mixstyle=true"]}
-#: Renderer changes on top of the groups: word -> (folder suffix, YAML lines appended to the file).
-FRAME_EDITS = {"nocrowns": "vegetation:\n  bare_crown_prob: 0.0\n  bare_tree_prob: 0.3\n"}
+#: Renderer changes on top of the groups: word -> YAML lines appended to the row's randomisation file.
+FRAME_EDITS = {"nocrowns": "vegetation:\n  bare_crown_prob: 0.0\n  bare_tree_prob: 0.3\n",
+               "barerails": "structure:\n  railing_extent_prob: 0.0\n"}
 FRAMES, SIZE = 2000, (480, 360)
 
 
