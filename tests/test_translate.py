@@ -75,6 +75,42 @@ def test_cycle_and_identity_losses_on_constructed_generators():
     assert parts["g_gan_ab"].item() == 1.0 and parts["g_gan_ba"].item() == 1.0
 
 
+def test_a_residual_generator_starts_as_the_identity_and_learns_a_correction():
+    from syn2real.translate.train import build_translator
+
+    cfg = load_translator_config("cyclegan_cpu", ["ngf=4", "ndf=4", "n_blocks=1", "residual=true"])
+    model = build_translator(cfg)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert torch.equal(model.g_ab(x), x) and torch.equal(model.g_ba(x), x)
+    optimizer = torch.optim.Adam(model.generator_parameters(), lr=1e-2)
+    (model.g_ab(x) - 0.5).abs().mean().backward()  # pull the output towards 0.5
+    optimizer.step()
+    moved = model.g_ab(x)
+    assert not torch.equal(moved, x) and (moved - 0.5).abs().mean() < (x - 0.5).abs().mean()
+    assert moved.min() >= -1 and moved.max() <= 1
+    plain = build_translator(load_translator_config("cyclegan_cpu", ["ngf=4", "ndf=4", "n_blocks=1"]))
+    assert isinstance(plain.g_ab.model[-1], nn.Tanh) and not torch.equal(plain.g_ab(x), x)
+    with pytest.raises(ConfigError, match="residual"):
+        load_translator_config("dranet_cpu", ["residual=true"])
+
+
+def test_translating_at_a_smaller_scale_keeps_the_frames_own_detail():
+    from syn2real.translate.train import Translator, build_translator, translate_at
+
+    model = build_translator(load_translator_config("cyclegan_cpu", ["ngf=4", "ndf=4", "n_blocks=1", "residual=true"]))
+    frame = torch.rand(1, 3, 36, 48)  # fine detail: noise at the pixel scale
+    # The identity at a third of the size returns the frame as it is: only the change is resized.
+    assert torch.allclose(translate_at(Translator(model), frame, (12, 16)), frame, atol=1e-6)
+    # A translator that brightens by 0.1 brightens the frame by 0.1, detail kept.
+    shifted = translate_at(Shift01(), frame, (12, 16))
+    assert torch.allclose(shifted, (frame + 0.1).clamp(0, 1), atol=1e-5)
+
+
+class Shift01(nn.Module):
+    def forward(self, x):
+        return (x + 0.1).clamp(0, 1)
+
+
 def test_lsgan_targets_are_one_for_real_and_zero_for_fake():
     pred = torch.tensor([[0.0, 0.5], [1.0, 2.0]])
     assert gan_loss(pred, True).item() == pytest.approx(((pred - 1) ** 2).mean().item())

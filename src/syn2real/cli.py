@@ -594,8 +594,8 @@ def translate_apply(
     run_dir: Annotated[Path, typer.Argument(help="A translator run folder (from `translate train`).")],
     data: Annotated[str, typer.Option(help="Labelled frames to translate, KIND:ROOT[:SPLIT].")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (the `folder` dataset layout).")],
-    size: Annotated[str, typer.Option(help="train (the translator's training scale, resized back) | native | "
-                                           "WxH.")] = "train",
+    size: Annotated[str, typer.Option(help="train (the translator's training scale, the change resized back "
+                                           "onto the frame) | native | WxH.")] = "train",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     preview: Annotated[int, typer.Option(help="Frames in OUT/preview.png (source | translated | label); 0: "
                                               "none.")] = 4,

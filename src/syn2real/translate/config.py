@@ -56,6 +56,9 @@ class TranslatorConfig:
     ndf: int = 64
     n_layers_d: int = 3
     norm: str = "instance"  # instance (Zhu et al.) | batch | none
+    # CycleGAN's generators add a learned correction to their input, starting as the identity (not in Zhu et al.;
+    # see cyclegan.ResnetGenerator): for short runs, whose plain generators are still blurring the content.
+    residual: bool = False
     gan_mode: str = "lsgan"  # lsgan (Zhu et al.) | vanilla | hinge (DRANet)
     # --- CycleGAN losses: lambda 10 on each cycle, identity 0.5 * lambda, a 50-image history.
     lambda_cycle: float = 10.0
@@ -181,6 +184,8 @@ def check_translator_config(cfg: TranslatorConfig) -> TranslatorConfig:
     for key in ("lambda_cycle", "lambda_identity", "lambda_semantic", "lambda_recon", "lambda_consistency",
                 "lambda_content", "lambda_style", "lambda_gan"):
         must(getattr(cfg, key) >= 0, key, ">= 0", getattr(cfg, key))
+    must(not cfg.residual or cfg.model == "cyclegan", "residual", "false for dranet (a CycleGAN option)",
+         cfg.residual)
     if cfg.extra.get("needs") == "semantic=RUN" and not cfg.semantic:
         raise ConfigError(f"translator preset {cfg.name}: CyCADA needs a frozen source segmenter: add "
                           f"semantic=RUN_FOLDER (a source-only `syn2real train` run)")

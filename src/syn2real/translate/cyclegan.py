@@ -53,11 +53,17 @@ class ResnetGenerator(nn.Module):
 
     ngf 64 and 9 blocks for 256 px images, 6 blocks for 128 px (Zhu et al., Appendix 7.2). Two stride-2 steps:
     sides must be multiples of 4 (`Translator` pads).
+
+    `residual` (not in Zhu et al.): the network's output, without the tanh, is a correction added to the input
+    (clipped to [-1, 1]); with the last convolution started at zero (`build_translator`) the generator starts as
+    the identity, so a short training run changes the look without first blurring the content away, as SimGAN's
+    refiner (Shrivastava et al., CVPR 2017) keeps a synthetic image's content while making it look real.
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 norm: str = "instance"):
+                 norm: str = "instance", residual: bool = False):
         super().__init__()
+        self.residual = residual
         bias = norm == "instance"
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, bias=bias),
                                    _norm(norm, ngf), nn.ReLU(True)]
@@ -71,11 +77,19 @@ class ResnetGenerator(nn.Module):
             layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
                                           bias=bias),
                        _norm(norm, ngf * mult // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7)]
+        if not residual:
+            layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return (x + self.model(x)).clamp(-1.0, 1.0) if self.residual else self.model(x)
+
+    def start_as_identity(self) -> None:
+        """A residual generator's correction set to zero: it returns its input until it learns otherwise."""
+        last = self.model[-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
 
 class PatchDiscriminator(nn.Module):
@@ -196,10 +210,10 @@ class CycleGAN(nn.Module):
 
     def __init__(self, ngf: int = 64, n_blocks: int = 9, ndf: int = 64, n_layers_d: int = 3, norm: str = "instance",
                  gan_mode: str = "lsgan", lambda_cycle: float = 10.0, lambda_identity: float = 0.5,
-                 pool_size: int = 50, seed: int = 0):
+                 pool_size: int = 50, seed: int = 0, residual: bool = False):
         super().__init__()
-        self.g_ab = ResnetGenerator(ngf=ngf, n_blocks=n_blocks, norm=norm)
-        self.g_ba = ResnetGenerator(ngf=ngf, n_blocks=n_blocks, norm=norm)
+        self.g_ab = ResnetGenerator(ngf=ngf, n_blocks=n_blocks, norm=norm, residual=residual)
+        self.g_ba = ResnetGenerator(ngf=ngf, n_blocks=n_blocks, norm=norm, residual=residual)
         self.d_a = PatchDiscriminator(ndf=ndf, n_layers=n_layers_d, norm=norm)
         self.d_b = PatchDiscriminator(ndf=ndf, n_layers=n_layers_d, norm=norm)
         self.gan_mode = gan_mode

@@ -68,13 +68,16 @@ def build_translator(cfg: TranslatorConfig) -> CycleGAN | DRANet:
     if cfg.model == "cyclegan":
         model = CycleGAN(ngf=cfg.ngf, n_blocks=cfg.n_blocks, ndf=cfg.ndf, n_layers_d=cfg.n_layers_d, norm=cfg.norm,
                          gan_mode=cfg.gan_mode, lambda_cycle=cfg.lambda_cycle, lambda_identity=cfg.lambda_identity,
-                         pool_size=cfg.pool_size, seed=cfg.seed)
+                         pool_size=cfg.pool_size, seed=cfg.seed, residual=cfg.residual)
     else:
         model = DRANet(ngf=cfg.ngf, n_blocks=cfg.n_blocks, ndf=cfg.ndf, n_layers_d=cfg.n_layers_d,
                        lambda_recon=cfg.lambda_recon, lambda_consistency=cfg.lambda_consistency,
                        lambda_content=cfg.lambda_content, lambda_style=cfg.lambda_style, lambda_gan=cfg.lambda_gan,
                        gan_mode=cfg.gan_mode)
     init_weights(model)
+    if cfg.model == "cyclegan" and cfg.residual:
+        model.g_ab.start_as_identity()
+        model.g_ba.start_as_identity()
     return model
 
 
@@ -433,7 +436,8 @@ def apply_translator(run_dir: str | Path, ds_cfg: DatasetConfig, out_dir: str | 
     Labels are byte-identical copies when the reader takes plain index PNGs (the id map then is the reader's);
     other label formats (colour PNGs, multi-channel files) are written once mapped, with an identity id map.
     Frames whose image and mask exist are skipped, so a killed run resumes. `size`: "train" translates at the
-    translator's training scale (shorter side) and resizes back, "native" at the frame's own size, or (H, W).
+    translator's training scale (shorter side) and adds the change, resized back, to the frame (so the frame's
+    finer detail stays), "native" translates at the frame's own size, (H, W) at that size, as "train" does.
     """
     import yaml
 
@@ -472,12 +476,7 @@ def apply_translator(run_dir: str | Path, ds_cfg: DatasetConfig, out_dir: str | 
             rgb = read_rgb(image_path)
             h, w = rgb.shape[:2]
             x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255).to(device_)
-            work = _working_size((h, w), size, translator.short_side)
-            if work != (h, w):
-                x = F.interpolate(x, size=work, mode="bilinear", align_corners=False, antialias=work[0] < h)
-            y = translator(x)
-            if work != (h, w):
-                y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
+            y = translate_at(translator, x, _working_size((h, w), size, translator.short_side))
             pixels = (y[0].permute(1, 2, 0).cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
             if plain:
                 with atomic_path(mask_out) as tmp:
@@ -495,6 +494,17 @@ def apply_translator(run_dir: str | Path, ds_cfg: DatasetConfig, out_dir: str | 
                            dataset.load_mask(label_path, source.shape[:2])])
         atomic_write_bytes(out_dir / "preview.png", png_bytes(tile_sheet(frames, max_width=1536)))
     return out_dir, written, skipped
+
+
+def translate_at(translator: Translator, x: torch.Tensor, work: tuple[int, int]) -> torch.Tensor:
+    """`x` ([0, 1], (N, 3, H, W)) translated at size `work`: the change made there is resized back and added to
+    `x`, so the frame's own finer detail stays."""
+    h, w = x.shape[-2:]
+    if work == (h, w):
+        return translator(x)
+    small = F.interpolate(x, size=work, mode="bilinear", align_corners=False, antialias=work[0] < h)
+    change = F.interpolate(translator(small) - small, size=(h, w), mode="bilinear", align_corners=False)
+    return (x + change).clamp(0, 1)
 
 
 def _working_size(hw: tuple[int, int], size: str | tuple[int, int], short_side: int | None) -> tuple[int, int]:
