@@ -95,14 +95,15 @@ PRESETS: dict[str, TranslatorConfig] = {
     # A narrower CycleGAN for 2 CPU cores in <= 30 minutes: 32 filters, 6 blocks (Zhu et al.'s 128-px generator),
     # 128x128 crops of frames whose shorter side is 256, 1200 iterations (600 + 600 decay). Measured: 1.35 s per
     # iteration on ONE thread of the shared 2-core machine (27 minutes); cycada_cpu and dranet_cpu (batch 2,
-    # 1.7 s) have fewer iterations for their extra networks.
+    # 1.7 s) have fewer iterations for their extra networks. Residual generators: at 1200 iterations the plain
+    # ones still blur the content away (docs/RESULTS.md, benchmark R translation).
     "cyclegan_cpu": TranslatorConfig(ngf=32, ndf=32, n_blocks=6, short_side=256, crop=(128, 128), iters=1200,
-                                     checkpoint_every=200, sample_every=200, log_every=20,
+                                     residual=True, checkpoint_every=200, sample_every=200, log_every=20,
                                      extra={"budget": _CPU_NOTE}),
     # CyCADA (Hoffman et al.): CycleGAN + semantic consistency; set `semantic=RUN` (a source-only run folder).
     "cycada": TranslatorConfig(semantic=None, extra={"needs": "semantic=RUN"}),
     "cycada_cpu": TranslatorConfig(ngf=32, ndf=32, n_blocks=6, short_side=256, crop=(128, 128), iters=1000,
-                                   checkpoint_every=200, sample_every=200, log_every=20,
+                                   residual=True, checkpoint_every=200, sample_every=200, log_every=20,
                                    extra={"budget": _CPU_NOTE, "needs": "semantic=RUN"}),
     # DRANet-style (Lee et al.): lr 1e-3, batch 2, hinge GAN, 512-px images (crops 256x512 here).
     "dranet": TranslatorConfig(model="dranet", lr=1e-3, batch_size=2, short_side=512, crop=(256, 512),
