@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+import torch.nn.functional as F
 from torch import nn
 
 from syn2real.errors import ConfigError
@@ -104,6 +105,26 @@ def test_translating_at_a_smaller_scale_keeps_the_frames_own_detail():
     # A translator that brightens by 0.1 brightens the frame by 0.1, detail kept.
     shifted = translate_at(Shift01(), frame, (12, 16))
     assert torch.allclose(shifted, (frame + 0.1).clamp(0, 1), atol=1e-5)
+
+
+def test_a_smoothed_change_keeps_the_frames_edges_and_takes_the_colour():
+    from syn2real.translate.train import translate_at
+
+    frame = torch.zeros(1, 3, 32, 32)
+    frame[..., :, 16:] = 1.0  # a sharp vertical edge
+    blur_away = BlurAndTint()  # a translator that blurs the content away and adds a tint
+    whole = translate_at(blur_away, frame, (32, 32))
+    smoothed = translate_at(blur_away, frame, (32, 32), smooth=3.0)
+    edge = lambda image: (image[..., 16] - image[..., 15]).abs().mean()  # noqa: E731
+    assert edge(whole) < 0.5 < edge(smoothed)  # the blur washes the edge out; smoothed, the edge stays
+    assert torch.allclose(smoothed[..., 2:-2, 2:6].mean(), torch.tensor(0.05), atol=0.02)  # the tint arrives
+
+
+class BlurAndTint(nn.Module):
+    def forward(self, x):
+        kernel = torch.ones(3, 1, 9, 9) / 81
+        return (F.conv2d(F.pad(x, (4, 4, 4, 4), mode="replicate"), kernel, groups=3) + 0.15 * torch.tensor(
+            [1.0, 0.0, 0.0]).view(1, 3, 1, 1)).clamp(0, 1)
 
 
 class Shift01(nn.Module):

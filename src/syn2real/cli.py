@@ -599,6 +599,9 @@ def translate_apply(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     preview: Annotated[int, typer.Option(help="Frames in OUT/preview.png (source | translated | label); 0: "
                                               "none.")] = 4,
+    smooth: Annotated[float, typer.Option(help="Keep only the translator's large-scale change: blur it with a "
+                                               "Gaussian of this many pixels (working scale) before adding it to "
+                                               "the frame; 0: the whole change.")] = 0.0,
 ):
     """Write a translated copy of a labelled dataset, labels unchanged (a `folder` dataset).
 
@@ -614,10 +617,10 @@ def translate_apply(
 
     spec = _translate_spec("--data", data)
     work = size if size in ("train", "native") else _parse_size(size)
-    if preview < 0:
-        raise ConfigError(f"--preview must be >= 0 frames, got {preview}")
+    if preview < 0 or smooth < 0:
+        raise ConfigError(f"--preview and --smooth must be >= 0, got {preview} and {smooth}")
     dest, written, skipped = apply_translator(run_dir, spec, out_dir, size=work, progress=True, device=device,
-                                              console=console, preview=preview)
+                                              console=console, preview=preview, smooth=smooth)
     out.print(f"wrote {written} translated frames to {dest}" + (f" ({skipped} already there)" if skipped else ""),
               soft_wrap=True)
     if preview:

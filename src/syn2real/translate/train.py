@@ -13,6 +13,7 @@ states are saved, and data is read in the main process.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn, track)
 from torch import nn
@@ -428,7 +430,7 @@ def _label_is_plain_png(dataset, label_path: Path) -> bool:
 
 def apply_translator(run_dir: str | Path, ds_cfg: DatasetConfig, out_dir: str | Path,
                      size: str | tuple[int, int] = "train", progress: bool = False, device: str = "auto",
-                     console=None, preview: int = 4) -> tuple[Path, int, int]:
+                     console=None, preview: int = 4, smooth: float = 0.0) -> tuple[Path, int, int]:
     """Write a translated copy of a labelled dataset in the `folder` layout: `out/images/{name}.png` (translated),
     `out/masks/{name}.png`, `out/id_map.yaml` and `out/{split}.txt`, and `out/preview.png`: the first `preview`
     frames as source | translated | label (0: none). Returns (out, frames written, skipped).
@@ -438,6 +440,7 @@ def apply_translator(run_dir: str | Path, ds_cfg: DatasetConfig, out_dir: str | 
     Frames whose image and mask exist are skipped, so a killed run resumes. `size`: "train" translates at the
     translator's training scale (shorter side) and adds the change, resized back, to the frame (so the frame's
     finer detail stays), "native" translates at the frame's own size, (H, W) at that size, as "train" does.
+    `smooth` > 0 keeps only the translator's large-scale change (`translate_at`).
     """
     import yaml
 
@@ -461,7 +464,8 @@ def apply_translator(run_dir: str | Path, ds_cfg: DatasetConfig, out_dir: str | 
     atomic_write_text(out_dir / "id_map.yaml", id_map)
     atomic_write_json(out_dir / "translated.json", {
         "translator": str(Path(run_dir).absolute()), "kind": ds_cfg.kind, "root": ds_cfg.root, "split": ds_cfg.split,
-        "size": size if isinstance(size, str) else list(size), "labels": "copied" if plain else "mapped"})
+        "size": size if isinstance(size, str) else list(size), "smooth": smooth,
+        "labels": "copied" if plain else "mapped"})
 
     written = skipped = 0
     bar = Progress(TextColumn("translating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -476,7 +480,7 @@ def apply_translator(run_dir: str | Path, ds_cfg: DatasetConfig, out_dir: str | 
             rgb = read_rgb(image_path)
             h, w = rgb.shape[:2]
             x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255).to(device_)
-            y = translate_at(translator, x, _working_size((h, w), size, translator.short_side))
+            y = translate_at(translator, x, _working_size((h, w), size, translator.short_side), smooth)
             pixels = (y[0].permute(1, 2, 0).cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
             if plain:
                 with atomic_path(mask_out) as tmp:
@@ -496,14 +500,22 @@ def apply_translator(run_dir: str | Path, ds_cfg: DatasetConfig, out_dir: str | 
     return out_dir, written, skipped
 
 
-def translate_at(translator: Translator, x: torch.Tensor, work: tuple[int, int]) -> torch.Tensor:
+def translate_at(translator: Translator, x: torch.Tensor, work: tuple[int, int], smooth: float = 0.0) -> torch.Tensor:
     """`x` ([0, 1], (N, 3, H, W)) translated at size `work`: the change made there is resized back and added to
-    `x`, so the frame's own finer detail stays."""
+    `x`, so the frame's own finer detail stays. `smooth` > 0 blurs the change first (a Gaussian of that many
+    pixels at the working scale): the frame keeps its edges and takes only the target's colour and light, which
+    a short-trained translator gets right before the content (it blurs that)."""
     h, w = x.shape[-2:]
-    if work == (h, w):
+    if work == (h, w) and not smooth:
         return translator(x)
-    small = F.interpolate(x, size=work, mode="bilinear", align_corners=False, antialias=work[0] < h)
-    change = F.interpolate(translator(small) - small, size=(h, w), mode="bilinear", align_corners=False)
+    small = x if work == (h, w) else F.interpolate(x, size=work, mode="bilinear", align_corners=False,
+                                                   antialias=work[0] < h)
+    change = translator(small) - small
+    if smooth:
+        kernel = 2 * math.ceil(3 * smooth) + 1
+        change = TF.gaussian_blur(change, [kernel, kernel], [smooth, smooth])
+    if work != (h, w):
+        change = F.interpolate(change, size=(h, w), mode="bilinear", align_corners=False)
     return (x + change).clamp(0, 1)
 
 
