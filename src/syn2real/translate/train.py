@@ -495,12 +495,13 @@ def apply_translator(run_dir: str | Path, ds_cfg: DatasetConfig, out_dir: str | 
         for name, (image_path, label_path) in list(zip(dataset.names, dataset.files))[:preview]:
             source = read_rgb(image_path)
             frames.append([source, read_rgb(out_dir / "images" / f"{name}.png"),
-                           dataset.load_mask(label_path, source.shape[:2])])
+                           dataset.space.colorize(dataset.load_mask(label_path, source.shape[:2]))])
         atomic_write_bytes(out_dir / "preview.png", png_bytes(tile_sheet(frames, max_width=1536)))
     return out_dir, written, skipped
 
 
-def translate_at(translator: Translator, x: torch.Tensor, work: tuple[int, int], smooth: float = 0.0) -> torch.Tensor:
+def translate_at(translator: Translator, x: torch.Tensor, work: tuple[int, int],
+                 smooth: float = 0.0) -> torch.Tensor:
     """`x` ([0, 1], (N, 3, H, W)) translated at size `work`: the change made there is resized back and added to
     `x`, so the frame's own finer detail stays. `smooth` > 0 blurs the change first (a Gaussian of that many
     pixels at the working scale): the frame keeps its edges and takes only the target's colour and light, which
