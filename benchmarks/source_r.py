@@ -10,7 +10,8 @@ A row is `+`-joined words. Frames: `synthetic` (the renderer's old fixed look, t
 benchmarks/synth2real.py), `default` (every group of `--randomize default`), or group names (camera,
 structure, light, surfaces, vegetation, sensor): the `synthetic` point with only those groups taken from
 `default`; `nocrowns` takes the bare trees' twig crowns out (vegetation as `default` had it before them),
-`barerails` labels railings bar by bar (structure.railing_extent_prob 0, as before their gaps were labelled).
+`barerails` labels railings bar by bar (structure.railing_extent_prob 0, as before their gaps were labelled),
+`pairedrails` does too with the same scene draws as `default` (probability 1e-9: the railing ablation).
 Training-side switches, on top of the frames: `randconv`, `pasta` (data.source_style), `ibn`, `mixstyle`
 (model.*). Every row trains preset `synstreets2camvid_source_only` (1500 iterations unless `--iters`)
 on 2000 frames of 480x360 rendered with seed 0 into `--out/frames/<groups>` (rendered once, re-used).
@@ -37,7 +38,9 @@ SWITCHES = {"randconv": ["data.source_style=[randconv]"], "pasta": ["data.source
             "ibn": ["model.ibn=true"], "mixstyle": ["model.mixstyle=true"]}
 #: Renderer changes on top of the groups: word -> YAML lines appended to the row's randomisation file.
 FRAME_EDITS = {"nocrowns": "vegetation:\n  bare_crown_prob: 0.0\n  bare_tree_prob: 0.3\n",
-               "barerails": "structure:\n  railing_extent_prob: 0.0\n"}
+               "barerails": "structure:\n  railing_extent_prob: 0.0\n",
+               # Bar by bar too, but the per-railing draw still happens: the same scenes as `default`.
+               "pairedrails": "structure:\n  railing_extent_prob: 1.0e-9\n"}
 FRAMES, SIZE = 2000, (480, 360)
 
 
