@@ -371,8 +371,14 @@ def train_translator(cfg: TranslatorConfig, resume: bool = False, progress: bool
 
 
 class Translator(nn.Module):
-    """Source -> target translation of float images in [0, 1] (N, 3, H, W) to [0, 1], any size (reflect-padded
-    to a multiple of 4 inside). Frozen, eval mode."""
+    """Source -> target translation of float images in [0, 1] (N, 3, H, W) to [0, 1], any size. Frozen, eval mode.
+
+    The frame is reflect-padded by `BORDER` pixels on every side (and to a multiple of 4) and translated, and the
+    padding cut off again: generators trained on crops that rarely touch a frame's border paint artefacts along
+    it (a bright band under the top edge, up to ~20 px deep, in a cyclegan_cpu run), which then sit in the margin.
+    """
+
+    BORDER = 32
 
     def __init__(self, model: CycleGAN | DRANet, short_side: int | None = None):
         super().__init__()
@@ -391,13 +397,13 @@ class Translator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % 4, (-w) % 4
-        y = x * 2 - 1
-        if pad_h or pad_w:
-            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-            y = F.pad(y, (0, pad_w, 0, pad_h), mode=mode)
+        b = self.BORDER
+        pad_h, pad_w = (-(h + 2 * b)) % 4, (-(w + 2 * b)) % 4
+        # Reflection needs the padding narrower than the frame; a tiny frame repeats its edge pixels instead.
+        mode = "reflect" if b + pad_h < h and b + pad_w < w else "replicate"
+        y = F.pad(x * 2 - 1, (b, b + pad_w, b, b + pad_h), mode=mode)
         y = self.net.translate(y, 0, 1) if isinstance(self.net, DRANet) else self.net(y)
-        return ((y[..., :h, :w] + 1) / 2).clamp(0, 1)
+        return ((y[..., b:b + h, b:b + w] + 1) / 2).clamp(0, 1)
 
 
 def load_translator(run_dir: str | Path, checkpoint: str | Path | None = None) -> Translator:
