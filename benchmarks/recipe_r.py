@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synth2real import CAMVID, ROOT
+from synth2real import ROOT, camvid_missing
 
 RECIPE = "synstreets2camvid_best"
 ORACLE = 62.9  # docs/RESULTS.md, time to accuracy: camvid_supervised at 20 minutes (issue 26)
@@ -70,8 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.set and not args.tag:
         parser.error("--set changes the recipe: name its runs apart with --tag")
-    if not CAMVID.is_dir():
-        print(f"skipped: benchmark R needs CamVid at {CAMVID} (see shared/data/README.md)")
+    if camvid_missing():
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # The shipped recipe's paths (frames, CamVid) are relative to $SYN2REAL_DATA: the repository's root here.

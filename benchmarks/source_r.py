@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synth2real import CAMVID, ROOT, ROWS, WARM_START_ITER, train_timed
+from synth2real import CAMVID, ROOT, ROWS, WARM_START_ITER, camvid_missing, train_timed
 
 GROUPS = ("camera", "structure", "light", "surfaces", "vegetation", "sensor")
 SWITCHES = {"randconv": ["data.source_style=[randconv]"], "pasta": ["data.source_style=[pasta]"],
@@ -103,8 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.uda and args.iters:
         parser.error("--uda starts from the source-only run's iteration 1000: run it at the preset budget (no --iters)")
-    if not CAMVID.is_dir():
-        print(f"skipped: benchmark R needs CamVid at {CAMVID} (see shared/data/README.md)")
+    if camvid_missing():
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     out = Path(args.out)

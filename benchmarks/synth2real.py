@@ -35,6 +35,14 @@ VARIANTS = {"source_only_psp": ("synstreets2camvid_source_only", ["model.head=ps
 WARM_START_ITER = 1000
 
 
+def camvid_missing() -> bool:
+    """True (and says why) when CamVid is not beside the repository: benchmark R is then skipped."""
+    if CAMVID.is_dir():
+        return False
+    print(f"skipped: benchmark R needs CamVid at {CAMVID} (see shared/data/README.md)")
+    return True
+
+
 def train_timed(preset: str, overrides: list[str]) -> dict:
     """Train `preset` with `overrides` unless that run finished already; its final metrics and wall seconds."""
     from syn2real.config import load_config
@@ -80,8 +88,7 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=[*ROWS, *VARIANTS])
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    if not CAMVID.is_dir():
-        print(f"skipped: benchmark R needs CamVid at {CAMVID} (see shared/data/README.md)")
+    if camvid_missing():
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from syn2real.synth import render_dataset

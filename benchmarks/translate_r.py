@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from source_r import parse_row, render_frames
-from synth2real import CAMVID, ROOT, ROWS, WARM_START_ITER, train_timed
+from synth2real import CAMVID, ROOT, ROWS, WARM_START_ITER, camvid_missing, train_timed
 
 
 def train_translator_once(preset: str, name: str, out: Path, frames: Path, semantic: Path | None,
@@ -72,8 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.set and not args.tag:
         parser.error("--set changes the translators: name their runs apart with --tag")
-    if not CAMVID.is_dir():
-        print(f"skipped: benchmark R needs CamVid at {CAMVID} (see shared/data/README.md)")
+    if camvid_missing():
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from syn2real.config import DatasetConfig
