@@ -4,6 +4,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before timm imports huggingface_hub
 
+import dataclasses
 import time
 
 import huggingface_hub.constants
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from skimage import data as skdata
 
-from syn2real.config import ModelConfig
+from syn2real.config import Config, ModelConfig, check_config
 from syn2real.errors import ConfigError, WeightsError
 from syn2real.models import BACKBONES, HEADS, build_backbone, build_model, efficientnet_lite_classifier
 
@@ -71,6 +72,24 @@ def test_normalisation_uses_the_backbone_statistics():
     x = _images()
     expected = lite.backbone((x - 0.5) / 0.5)
     assert all(torch.equal(a, b) for a, b in zip(lite.extract(x), expected))
+
+
+
+def test_input_scale_feeds_the_backbone_a_smaller_frame_and_answers_at_full_size():
+    cfg = ModelConfig(pretrained=None)
+    full = build_model(cfg).eval()
+    half = build_model(dataclasses.replace(cfg, input_scale=0.5)).eval()
+    half.load_state_dict(full.state_dict())  # same weights: input_scale is no parameter
+    x = _images()
+    with torch.no_grad():
+        assert half.extract(x)[0].shape[-2:] == (H // 8, W // 8)  # stride 4 of a 32x64 frame
+        assert half(x).shape == (2, 19, H, W)
+        # Each 2x2 block averaged: the features are the full model's on a 2x2-pooled frame.
+        pooled = full.extract(F.avg_pool2d(x, 2))
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(half.extract(x), pooled))
+    for bad in (0, 1.5):
+        with pytest.raises(ConfigError, match="model.input_scale"):
+            check_config(Config(model=ModelConfig(input_scale=bad)))
 
 
 # ---- offline ImageNet weights ---------------------------------------------------------------------------

@@ -206,11 +206,15 @@ def test_the_shipped_recipes_load_and_validate(name):
     configs = {c.name: c for s in recipe.stages if s.kind == "train" for c in train_configs(recipe, s)}
     assert configs["noisy_student_r2"].method.params["teacher"] == str(recipe.out / "noisy_student_r1")
     assert configs["distill"].method.params["teacher"] == str(recipe.out / "noisy_student_r2")
-    assert configs["distill"].model.head_channels < configs["noisy_student_r2"].model.head_channels
+    student, teacher = configs["distill"].model, configs["noisy_student_r2"].model
+    assert (student.head_channels, student.input_scale) < (teacher.head_channels, teacher.input_scale)
     if name == "synstreets2camvid_best":
         assert runs[0] == "render" and recipe.stage("render").options["n"] == 2000
         assert configs["adapt"].train.init_from.endswith("source_only/checkpoints/iter_001000.safetensors")
         assert configs["source_only"].data.source.root == configs["distill"].data.source.root
+        assert configs["adapt"].method.name == "fda"
+        # The half-input student starts from its teacher's weights.
+        assert configs["distill"].train.init_from == str(recipe.out / "noisy_student_r2")
 
 
 def test_recipe_list_shows_the_shipped_recipes(run_cli):

@@ -136,6 +136,9 @@ class ModelConfig:
     mixstyle_p: float = 0.5
     mixstyle_alpha: float = 0.1
     mixstyle_stages: int = 3
+    # The backbone sees the input resized by this factor (logits come back at the input's size): a cheaper model
+    # for deployment, e.g. 0.5 = a quarter of the pixels (distill_cpu's student; docs/RESULTS.md, issue 23).
+    input_scale: float = 1.0
 
 
 @dataclass
@@ -459,6 +462,7 @@ def check_config(cfg: Config) -> Config:
     _within("model.mixstyle_p", m.mixstyle_p, 0, 1)
     _positive("model.mixstyle_alpha", m.mixstyle_alpha)
     _at_least("model.mixstyle_stages", m.mixstyle_stages, 1)
+    _within("model.input_scale", m.input_scale, 0, 1, low_open=True)
 
     o = cfg.optim
     _one_of("optim.name", o.name, OPTIMIZERS)

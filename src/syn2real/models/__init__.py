@@ -36,4 +36,4 @@ def build_model(cfg: ModelConfig) -> Segmentor:
         state = pretrained_state_dict(cfg.backbone, cfg.pretrained)
         if state is not None:
             head.load_pretrained(state, cfg.pretrained)
-    return Segmentor(backbone, head, cfg.num_classes)
+    return Segmentor(backbone, head, cfg.num_classes, cfg.input_scale)
