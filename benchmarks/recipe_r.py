@@ -41,9 +41,7 @@ def same_training(a: dict, b: dict) -> bool:
 def reuse_source(recipe, seed: int, say) -> None:
     """Copy benchmark R's finished source-only run of `seed` into the recipe's source_only folder (hard links)
     when it trained what the recipe's stage would."""
-    import yaml
-
-    from syn2real.config import to_dict
+    from syn2real.config import load_config, to_dict
     from syn2real.recipe import planned_outputs, train_configs
     from syn2real.run import is_finished
 
@@ -52,7 +50,8 @@ def reuse_source(recipe, seed: int, say) -> None:
     bench = ROOT / "runs" / "bench_r" / f"source_default_seed{seed}"
     if is_finished(cfg.run_dir) or not is_finished(bench):
         return
-    if not same_training(yaml.safe_load((bench / "config.yaml").read_text()), to_dict(cfg)):
+    # Through the loader, so options added since that run was saved take their defaults.
+    if not same_training(to_dict(load_config(bench / "config.yaml")), to_dict(cfg)):
         say(f"not reused: {bench} trained another config than the recipe's source_only stage")
         return
     shutil.copytree(bench, cfg.run_dir, copy_function=os.link)
