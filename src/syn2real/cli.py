@@ -428,16 +428,18 @@ def demo(
     adapt_iters: Annotated[Optional[int], typer.Option(help="Adaptation iterations (and each self-training "
                                                              "round's).")] = None,
     rounds: Annotated[Optional[int], typer.Option(help="Noisy Student rounds after the adaptation (default: "
-                                                       "the demo's).")] = None,
+                                                       "none).")] = None,
 ):
-    """Render a synthetic source and a photo-style target, then a short recipe: train source-only, adapt,
-    self-train (Noisy Student); score every run on the target.
+    """Render a synthetic source and a photo-style target, then a short recipe: train source-only, adapt
+    (and, with --rounds, self-train with Noisy Student); score every run on the target.
 
-    Needs no download; about 10 minutes on 2 CPU cores. Writes run folders with metrics and report.html.
+    Needs no download; under 10 minutes on 2 CPU cores. Writes run folders with metrics and report.html.
 
     Examples:
 
       syn2real demo
+
+      syn2real demo --rounds 1                                   # + a Noisy Student round
 
       syn2real demo --out /tmp/demo --iters 100 --method none   # a quick look; its scores mean little
     """
