@@ -83,13 +83,13 @@ def self_training_config(out_dir: Path, roots: dict[str, Path], previous: Path, 
                          iters: int = ADAPT_ITERS) -> Config:
     """Noisy Student round `round_` (from 1): teacher and initial weights = `previous` (the adapted run, then the
     previous round), the CBST portion growing by the recipe's step a round."""
-    from syn2real.recipe import PORTION_MAX, PORTION_STEP
+    from syn2real.recipe import round_portion
 
     cfg = adaptation_config(SELF_TRAINING, out_dir, roots, previous / "checkpoints", iters,
                             name=f"noisy_student_r{round_}")
     params = cfg.method.params
     params["teacher"] = str(previous)
-    params["portion"] = round(min(params["portion"] + PORTION_STEP * (round_ - 1), PORTION_MAX), 4)
+    params["portion"] = round_portion(params["portion"], round_)
     return cfg
 
 

@@ -75,6 +75,12 @@ REFERENCE = re.compile(r"\$\{([^}@]*)(?:@([^}]*))?\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: CBST (Zou et al., ECCV 2018): the portion of pseudo-labelled pixels per class grows 5 % a round, at most 50 %.
 PORTION_STEP, PORTION_MAX = 0.05, 0.5
+
+
+def round_portion(first: float, round_: int, step: float = PORTION_STEP) -> float:
+    """The CBST portion of Noisy Student round `round_` (from 1): `first`, growing by `step` a round, at most
+    PORTION_MAX."""
+    return round(min(first + step * (round_ - 1), PORTION_MAX), 4)
 SUMMARY_JSON, SUMMARY_MD, STATE_FILE = "summary.json", "summary.md", "recipe_state.json"
 
 
@@ -341,7 +347,7 @@ def train_configs(recipe: Recipe, stage: Stage, outputs: dict[str, Path] | None 
             previous = str(recipe.out / names[k - 2])
             _put(data, "method.params.teacher", previous, recipe.out)
             _put(data, "train.init_from", previous, recipe.out)
-            _put(data, "method.params.portion", round(min(portion + step * (k - 1), PORTION_MAX), 4), recipe.out)
+            _put(data, "method.params.portion", round_portion(portion, k, step), recipe.out)
         data["name"], data["out_dir"] = name, str(recipe.out)
         cfg = from_dict(Config, data, f"{path.name} + set")
         configs.append(from_dict(Config, absolute_paths(to_dict(cfg), Path.cwd()), str(path), check=False))
