@@ -16,6 +16,7 @@ from syn2real.config import Config, from_dict, load_config
 from syn2real.data.base import read_index_png
 from syn2real.engine.checkpoint import last_checkpoint, model_metadata
 from syn2real.engine.trainer import Trainer
+from syn2real.errors import ConfigError
 from syn2real.labels import IGNORE
 from syn2real.methods import build_method
 from syn2real.methods.losses import distillation_loss
@@ -328,6 +329,45 @@ def test_another_portion_rethresholds_and_another_teacher_relabels(tmp_path, tin
     third = json.loads((cfg.run_dir / "pseudo_labels" / "meta.json").read_text())
     assert other.labelled == 4 and third["teacher"] != second["teacher"]
     assert sum((read_index_png(p) != IGNORE).sum() for p in (cfg.run_dir / "pseudo_labels" / "labels").glob("*")) > 0
+
+
+def _saved_teacher(tmp_path, seed: int, model=None):
+    cfg = from_dict(Config, {"model": model or TINY_MODEL})
+    torch.manual_seed(seed)
+    teacher = build_model(cfg.model).eval()
+    path = tmp_path / f"teacher{seed}.safetensors"
+    save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(path),
+              metadata=model_metadata(cfg.model, "cityscapes19"))
+    return teacher, path
+
+
+def test_an_ensemble_of_teachers_labels_with_their_mean_probability(tmp_path, tiny_uda_folders):
+    # FDA's MBT pseudo-labels: two teachers of other sizes, one list; the cached argmax and confidence are those
+    # of the mean softmax, not of either teacher.
+    first, first_path = _saved_teacher(tmp_path, 1, {**TINY_MODEL, "head_channels": 16})
+    second, second_path = _saved_teacher(tmp_path, 2)
+    cfg = _config(tmp_path, tiny_uda_folders, "mbt", params={"teacher": [str(first_path), str(second_path)]},
+                  iters=1)
+    method = NoisyStudent(cfg, build_model(cfg.model))
+    method.prepare()
+    frames = method.frames.frames
+    with torch.no_grad():
+        image = frames[0]["image"].as_subclass(torch.Tensor)[None].float().div(255)
+        probs = (first(image).softmax(1) + second(image).softmax(1)) / 2
+        alone = first(image).argmax(1)[0]
+    confidence, labels = probs.max(1)
+    cache = cfg.run_dir / "pseudo_labels"
+    cached = torch.from_numpy(read_index_png(cache / "teacher" / "0.png").astype(np.int64))
+    levels = torch.from_numpy(read_index_png(cache / "confidence" / "0.png").astype(np.int64))
+    assert torch.equal(cached, labels[0]) and not torch.equal(cached, alone)
+    assert (levels - quantize_confidence(confidence[0])).abs().max() <= 1
+    meta = json.loads((cache / "meta.json").read_text())
+    single = NoisyStudent(_config(tmp_path, tiny_uda_folders, "one", params={"teacher": str(first_path)}),
+                          build_model(cfg.model))
+    assert meta["teacher"] != NoisyStudent._settings(single, frames)["teacher"]
+    with pytest.raises(ConfigError, match="teacher"):
+        NoisyStudent(_config(tmp_path, tiny_uda_folders, "bad", params={"teacher": [str(first_path), None]}),
+                     build_model(cfg.model))
 
 
 # ---- distill: compress a teacher into a smaller student -----------------------------------------------------

@@ -650,6 +650,8 @@ def absolute_paths(data, anchor: Path, prefix: str = ""):
         return {k: absolute_paths(v, anchor, f"{prefix}.{k}" if prefix else str(k)) for k, v in data.items()}
     if prefix in PATH_KEYS and isinstance(data, str) and _is_path(prefix, data):
         return os.path.abspath(os.path.join(anchor, os.path.expanduser(data)))
+    if prefix in PATH_KEYS and isinstance(data, list):  # e.g. an ensemble of teachers
+        return [absolute_paths(item, anchor, prefix) for item in data]
     return data
 
 

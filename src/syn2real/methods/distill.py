@@ -30,15 +30,22 @@ from syn2real.config import Config
 from syn2real.errors import ConfigError, TrainingError
 from syn2real.methods.base import METHODS, Method
 from syn2real.methods.losses import distillation_loss
-from syn2real.methods.teacher import frozen_copy
+from syn2real.methods.teacher import ProbabilityEnsemble, frozen_copy
 
 
-def load_teacher(spec: str | Path | None, student: nn.Module, num_classes: int, what: str) -> nn.Module:
+def load_teacher(spec: str | Path | list | None, student: nn.Module, num_classes: int, what: str) -> nn.Module:
     """A frozen teacher (eval mode: no dropout or drop path; no gradients) on the student's device: the model
     of run folder / `.safetensors` checkpoint `spec` (its own model config, from the run's config.yaml or the
-    file's metadata), or a copy of `student` as it is now (its initial weights) when `spec` is None."""
+    file's metadata), the mean-probability ensemble of a list of them, or a copy of `student` as it is now (its
+    initial weights) when `spec` is None."""
     if spec is None:
         return frozen_copy(student)
+    if isinstance(spec, (list, tuple)):
+        if not spec or any(s is None for s in spec):
+            raise ConfigError(f"{what}: a list of teachers must name each one (a run folder or .safetensors); "
+                              f"got {spec}")
+        members = [load_teacher(s, student, num_classes, what) for s in spec]
+        return members[0] if len(members) == 1 else ProbabilityEnsemble(members)
     from syn2real.translate.cycada import load_segmenter
 
     teacher = load_segmenter(spec)

@@ -11,7 +11,8 @@ switch2entropy 0 (the entropy term from the first step).
 
 MBT (multi-band transfer) is an evaluation-time ensemble: train one model per β (0.01, 0.05, 0.09; presets
 `fda`, `fda_cpu` with `method.params.beta=...`) and average their softmax outputs with `mbt_predict`. The paper's
-best number then self-trains on the ensemble's pseudo-labels, which this method does not do.
+best number then self-trains on the ensemble's pseudo-labels: `noisy_student` with the three runs as its
+`teacher` list.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from torch import nn
 from syn2real.errors import ConfigError, TrainingError
 from syn2real.methods.base import METHODS, Method
 from syn2real.methods.losses import entropy_map
+from syn2real.methods.teacher import ProbabilityEnsemble
 from syn2real.translate.fda import fda_source_to_target
 
 
@@ -39,11 +41,9 @@ def mbt_predict(models: Sequence[nn.Module], images: torch.Tensor) -> torch.Tens
     """Multi-band transfer: the mean softmax (N, C, H, W) of `models` (one per β, in eval mode) on `images`."""
     if not models:
         raise ConfigError("mbt_predict: no models given")
-    total = None
-    for model in models:
-        probs = model(images).float().softmax(1)
-        total = probs if total is None else total + probs
-    return total / len(models)
+    if len(models) == 1:
+        return models[0](images).float().softmax(1)
+    return ProbabilityEnsemble(list(models))(images).softmax(1)
 
 
 @METHODS.register("fda")

@@ -5,8 +5,9 @@ classification", CVPR 2020) for segmentation, with CBST's class-balanced pseudo-
 One training run is one round:
 
 1. The teacher is frozen (eval mode, so no dropout or drop path): `teacher`, a run folder or a `.safetensors`
-   checkpoint carrying its model config (any architecture with the same classes), or by default the run's
-   initial weights (`train.init_from`).
+   checkpoint carrying its model config (any architecture with the same classes), a list of them (their mean
+   probability: FDA's MBT pseudo-labels from its three β models), or by default the run's initial weights
+   (`train.init_from`).
 2. Before the first step the teacher labels every frame of `data.target` once, offline, whole-frame at the
    student's input scale (`data.resize`), with no noise. Thresholds are class-balanced (CBST): for each class c,
    the confidence at the top `portion` of all target pixels predicted c, so every class keeps that share of its
