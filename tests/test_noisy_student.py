@@ -374,12 +374,7 @@ def test_an_ensemble_of_teachers_labels_with_their_mean_probability(tmp_path, ti
 
 
 def test_distill_trains_a_smaller_student_from_a_teacher_checkpoint(tmp_path, tiny_uda_folders):
-    teacher_cfg = from_dict(Config, {"model": {**TINY_MODEL, "head_channels": 32}})
-    torch.manual_seed(1)
-    teacher = build_model(teacher_cfg.model)
-    path = tmp_path / "teacher.safetensors"
-    save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(path),
-              metadata=model_metadata(teacher_cfg.model, "cityscapes19"))
+    teacher, path = _saved_teacher(tmp_path, 1, {**TINY_MODEL, "head_channels": 32})
     cfg = _config(tmp_path, tiny_uda_folders, "distilled", method="distill", params={"teacher": str(path)},
                   model={**TINY_MODEL, "head_channels": 8}, iters=3)
     torch.manual_seed(0)
