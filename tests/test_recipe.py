@@ -200,7 +200,7 @@ def test_overrides_set_stage_options_and_training_keys(tmp_path, tiny_uda_folder
 
 @pytest.mark.parametrize("name", ["synstreets2camvid_best", "gta2cs_best"])
 def test_the_shipped_recipes_load_and_validate(name):
-    recipe = load_recipe(name)  # checked, nothing run
+    recipe = load_recipe(name, ["noisy_student.rounds=2"])  # checked, nothing run
     runs = [run for run, _, _ in plan(recipe)]
     assert runs[-2:] == ["evaluate", "report"] and "noisy_student_r2" in runs and "distill" in runs
     configs = {c.name: c for s in recipe.stages if s.kind == "train" for c in train_configs(recipe, s)}
@@ -212,8 +212,14 @@ def test_the_shipped_recipes_load_and_validate(name):
         assert runs[0] == "render" and recipe.stage("render").options["n"] == 2000
         assert configs["adapt"].train.init_from.endswith("source_only/checkpoints/iter_001000.safetensors")
         assert configs["source_only"].data.source.root == configs["distill"].data.source.root
-        assert configs["adapt"].method.name == "fda"
-        # The half-input student starts from its teacher's weights.
+        # FDA at its three betas from one start; their mean probability (MBT) teaches the first round only.
+        betas = [configs[n].method.params["beta"] for n in ("adapt", "adapt_b005", "adapt_b009")]
+        assert configs["adapt"].method.name == "fda" and betas == [0.01, 0.05, 0.09]
+        assert {configs[n].train.init_from for n in ("adapt", "adapt_b005", "adapt_b009")} == {
+            configs["adapt"].train.init_from}
+        assert configs["noisy_student_r1"].method.params["teacher"] == [
+            str(recipe.out / n) for n in ("adapt", "adapt_b005", "adapt_b009")]
+        # The smaller-input student starts from its teacher's weights.
         assert configs["distill"].train.init_from == str(recipe.out / "noisy_student_r2")
 
 

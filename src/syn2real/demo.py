@@ -25,16 +25,16 @@ TARGET_TRAIN_FRAMES = 300
 TARGET_VAL_FRAMES = 60
 FRAME_SIZE = (512, 256)
 
-#: The method the demo runs after source-only: the best `_cpu` preset on benchmark T, FDA (22.7 mIoU against
-#: 19.8 for source-only at the same budget; `python benchmarks/adaptation_t.py` prints the table, docs/RESULTS.md
-#: holds it).
+#: The method the demo runs after source-only: the best `_cpu` preset on benchmark T, FDA (37.1 mIoU from the
+#: source-only model's 28.8; `python benchmarks/adaptation_t.py` prints every method's row, docs/RESULTS.md holds
+#: the table).
 BEST_METHOD = "fda_cpu"
 #: Adaptation budget on T: iterations from the source-only model, 2 source + 2 target crops a step, so a
 #: self-training run takes about as long as a fifth of the source-only one.
 ADAPT_ITERS = 150
 ADAPT_BATCH = 2
 #: Noisy Student rounds after the adaptation (the recipe's self-training stage), each ADAPT_ITERS iterations.
-#: None by default: on T one round moved FDA's 22.6 to 22.5 and took the demo from 8.5 to 11 minutes
+#: None by default: on T one round moved FDA's 22.6 to 22.5 (before the balanced optimiser) and adds 2.5 minutes
 #: (docs/RESULTS.md, benchmark T).
 SELF_TRAINING = "noisy_student_cpu"
 ROUNDS = 0
